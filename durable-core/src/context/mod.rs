@@ -1,0 +1,197 @@
+//! The context a durable function receives, and its operations.
+
+mod child;
+mod deterministic;
+mod step;
+mod wait;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+
+pub use child::ChildContext;
+pub use deterministic::{Now, Random, Uuid};
+pub use step::{Step, StepContext, StepSemantics};
+pub use wait::Wait;
+
+use crate::engine::Engine;
+use crate::id::{self, Site};
+use crate::model::validate_name;
+
+/// The handle a durable function gets: every durable operation is a method on it.
+///
+/// Cloning is cheap; clones share the same position in the execution. Each child context
+/// (`run_in_child_context`, and in later operations map items and parallel branches) gets
+/// its own `DurableContext` whose operations are children of that context's operation.
+///
+/// The context is not `Send`: an execution runs on one task, and concurrency inside it
+/// goes through durable operations (child contexts), never through spawned tasks.
+#[derive(Clone)]
+pub struct DurableContext {
+    pub(crate) engine: Rc<Engine>,
+    pub(crate) scope: Rc<Scope>,
+    site: Option<&'static Site>,
+}
+
+/// One context level: the parent id of its operations and the counters behind their ids.
+pub(crate) struct Scope {
+    pub(crate) parent_id: Option<String>,
+    occurrences: RefCell<HashMap<Rc<str>, u64>>,
+    positional: Cell<u64>,
+}
+
+impl Scope {
+    fn new(parent_id: Option<String>) -> Scope {
+        Scope { parent_id, occurrences: RefCell::new(HashMap::new()), positional: Cell::new(0) }
+    }
+}
+
+/// Where an operation was called from, for messages.
+#[derive(Clone, Copy)]
+pub(crate) enum CallSite {
+    Site(&'static Site),
+    Positional(u64),
+}
+
+impl CallSite {
+    pub(crate) fn describe(self, method: &str) -> String {
+        match self {
+            CallSite::Site(s) => s.describe(),
+            CallSite::Positional(n) => {
+                format!("{method} call #{n} made outside a #[durable] function (positional id)")
+            }
+        }
+    }
+}
+
+/// A new operation's identity: its id and where it was called.
+pub(crate) struct OpIdent {
+    pub(crate) id: String,
+    pub(crate) site: CallSite,
+}
+
+impl DurableContext {
+    pub(crate) fn root(engine: Rc<Engine>) -> Self {
+        DurableContext { engine, scope: Rc::new(Scope::new(None)), site: None }
+    }
+
+    pub(crate) fn child_of(&self, parent_id: String) -> Self {
+        DurableContext { engine: self.engine.clone(), scope: Rc::new(Scope::new(Some(parent_id))), site: None }
+    }
+
+    /// This context with a compile-time call site attached: the next operation started
+    /// from the returned handle takes its id from `site`. Emitted by `#[durable]`.
+    #[doc(hidden)]
+    pub fn __at(&self, site: &'static Site) -> Self {
+        DurableContext { engine: self.engine.clone(), scope: self.scope.clone(), site: Some(site) }
+    }
+
+    /// Assigns the id of a new operation started from this handle.
+    pub(crate) fn next_op(&self) -> OpIdent {
+        let parent = self.scope.parent_id.as_deref();
+        match self.site {
+            Some(site) => {
+                let key = self.engine.site_key(site);
+                let occurrence = {
+                    let mut occ = self.scope.occurrences.borrow_mut();
+                    let n = occ.entry(key.clone()).or_insert(0);
+                    let this = *n;
+                    *n += 1;
+                    this
+                };
+                OpIdent { id: id::operation_id(parent, &key, occurrence), site: CallSite::Site(site) }
+            }
+            None => {
+                let n = self.scope.positional.get() + 1;
+                self.scope.positional.set(n);
+                OpIdent { id: id::operation_id(parent, &id::positional_key(n), 0), site: CallSite::Positional(n) }
+            }
+        }
+    }
+
+    /// The ARN of the execution.
+    pub fn execution_arn(&self) -> &str {
+        &self.engine.arn
+    }
+
+    /// The id of the child-context operation this context belongs to (`None` at the root).
+    pub fn parent_id(&self) -> Option<&str> {
+        self.scope.parent_id.as_deref()
+    }
+
+    /// Whether code in this context is re-executing history recorded by an earlier
+    /// invocation. The `durable::info!` family of macros logs nothing while this holds,
+    /// so each log line appears once per execution.
+    pub fn is_replaying(&self) -> bool {
+        self.engine.is_replaying(self.scope.parent_id.as_deref())
+    }
+}
+
+impl fmt::Debug for DurableContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DurableContext")
+            .field("execution_arn", &self.engine.arn)
+            .field("parent_id", &self.scope.parent_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An operation's name: a string, or none.
+///
+/// Durable methods take `impl Into<Name>`, so a `&str`, a `String` or an `Option` of
+/// either works; [`Name::NONE`] leaves the operation unnamed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Name(Option<String>);
+
+impl Name {
+    /// No name.
+    pub const NONE: Name = Name(None);
+
+    /// The name, if any.
+    pub fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
+    pub(crate) fn into_inner(self) -> Option<String> {
+        self.0
+    }
+
+    /// Checks the protocol's rule (1 to 256 printable ASCII characters).
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        match &self.0 {
+            Some(n) => validate_name(n),
+            None => Ok(()),
+        }
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Self {
+        Name(Some(s.to_owned()))
+    }
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Self {
+        Name(Some(s))
+    }
+}
+
+impl From<&String> for Name {
+    fn from(s: &String) -> Self {
+        Name(Some(s.clone()))
+    }
+}
+
+impl From<Option<&str>> for Name {
+    fn from(s: Option<&str>) -> Self {
+        Name(s.map(str::to_owned))
+    }
+}
+
+impl From<Option<String>> for Name {
+    fn from(s: Option<String>) -> Self {
+        Name(s)
+    }
+}

@@ -1,0 +1,271 @@
+//! Drives one invocation: the user future, the checkpoint flusher, suspension and the
+//! invocation's outcome.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use futures::future::LocalBoxFuture;
+
+use super::{Abort, Engine};
+use crate::checkpoint::{CheckpointError, Checkpointer};
+use crate::context::DurableContext;
+use crate::error::Error;
+use crate::handler::Handler;
+use crate::model::{
+    DurableExecutionInvocationInput, DurableExecutionInvocationOutput, ErrorObject, Operation, OperationAction,
+    OperationType, OperationUpdate, Timestamp,
+};
+
+/// How an invocation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvocationOutcome {
+    /// The invocation ended normally: return this output to the service.
+    Output(DurableExecutionInvocationOutput),
+    /// A checkpoint failed transiently: the invocation must be retried. Nothing that was
+    /// acknowledged is lost and nothing unacknowledged took effect.
+    Retry(String),
+    /// The checkpoint token was revoked: another invocation owns the execution (or it
+    /// ended). This invocation stops without further effect.
+    Revoked(String),
+}
+
+impl InvocationOutcome {
+    /// The output to return to the service: a retryable failure has none (the caller
+    /// raises an error so the invocation is retried); a revoked token returns `PENDING`,
+    /// as AWS's SDKs do.
+    pub fn into_output(self) -> Result<DurableExecutionInvocationOutput, String> {
+        match self {
+            InvocationOutcome::Output(o) => Ok(o),
+            InvocationOutcome::Revoked(_) => Ok(DurableExecutionInvocationOutput::pending()),
+            InvocationOutcome::Retry(m) => Err(m),
+        }
+    }
+}
+
+/// Runs one invocation of `handler`.
+pub async fn run_invocation(
+    handler: &dyn Handler,
+    input: DurableExecutionInvocationInput,
+    checkpointer: Rc<dyn Checkpointer>,
+) -> InvocationOutcome {
+    run_invocation_with(input, checkpointer, |ctx, payload| handler.call(ctx, payload)).await
+}
+
+/// Runs one invocation of a handler given as a closure from the root context and the
+/// execution's input payload to the result payload.
+pub async fn run_invocation_with<'a, F>(
+    input: DurableExecutionInvocationInput,
+    checkpointer: Rc<dyn Checkpointer>,
+    handler: F,
+) -> InvocationOutcome
+where
+    F: FnOnce(DurableContext, Option<String>) -> LocalBoxFuture<'a, Result<String, Error>>,
+{
+    let DurableExecutionInvocationInput {
+        durable_execution_arn: arn,
+        checkpoint_token: token,
+        initial_execution_state,
+        ..
+    } = input;
+    let mut ops = initial_execution_state.operations;
+    let mut marker = initial_execution_state.next_marker.filter(|m| !m.is_empty());
+    while let Some(m) = marker {
+        match checkpointer.get_state(&arn, &token, &m).await {
+            Ok(page) => {
+                marker = page.next_marker.filter(|m| !m.is_empty());
+                ops.extend(page.operations);
+            }
+            Err(CheckpointError::InvalidToken(m)) => return InvocationOutcome::Revoked(m),
+            Err(CheckpointError::Retryable(m)) => return InvocationOutcome::Retry(m),
+            Err(CheckpointError::Rejected(e)) => return InvocationOutcome::Retry(e.to_string()),
+        }
+    }
+    let Some(execution) = ops.iter().find(|o| o.op_type == OperationType::Execution) else {
+        return InvocationOutcome::Output(DurableExecutionInvocationOutput::failed(Some(ErrorObject::new(
+            "InvalidInvocationInput",
+            "the execution state has no EXECUTION operation",
+        ))));
+    };
+    let payload = execution.execution_details.as_ref().and_then(|d| d.input_payload.clone());
+    let engine = Rc::new(Engine::new(arn, token, checkpointer, ops));
+    let ctx = DurableContext::root(engine.clone());
+    let user = handler(ctx, payload);
+    Driver { engine, user: Some(user), result: None, in_flight: None, sent_execution_update: false }.await
+}
+
+type Flush<'a> = LocalBoxFuture<'a, (Result<(Option<String>, Vec<Operation>), CheckpointError>, bool)>;
+
+struct Driver<'a> {
+    engine: Rc<Engine>,
+    user: Option<LocalBoxFuture<'a, Result<String, Error>>>,
+    result: Option<Result<String, Error>>,
+    in_flight: Option<Flush<'static>>,
+    sent_execution_update: bool,
+}
+
+impl Driver<'_> {
+    fn start_flush(&mut self) {
+        let batch = self.engine.queue.borrow_mut().take_batch();
+        let has_execution_update = batch.iter().any(|u| u.op_type == OperationType::Execution);
+        let checkpointer = self.engine.checkpointer.clone();
+        let arn = self.engine.arn.clone();
+        let token = self.engine.queue.borrow().token().to_owned();
+        self.in_flight = Some(Box::pin(async move {
+            let result = async {
+                let resp = checkpointer.checkpoint(&arn, &token, batch).await?;
+                let mut ops = resp.new_execution_state.operations;
+                let mut marker = resp.new_execution_state.next_marker.filter(|m| !m.is_empty());
+                if let Some(new_token) = &resp.checkpoint_token {
+                    while let Some(m) = marker {
+                        let page = checkpointer.get_state(&arn, new_token, &m).await?;
+                        marker = page.next_marker.filter(|m| !m.is_empty());
+                        ops.extend(page.operations);
+                    }
+                }
+                Ok((resp.checkpoint_token, ops))
+            }
+            .await;
+            (result, has_execution_update)
+        }));
+    }
+
+    /// Queues the EXECUTION update that carries a result or error too large for the
+    /// invocation output; returns the output to send once it is acknowledged.
+    fn finish(&mut self) -> DurableExecutionInvocationOutput {
+        let limit = self.engine.limits.max_invocation_result;
+        match self.result.as_ref().expect("finished") {
+            Ok(payload) if payload.len() > limit => {
+                if !self.sent_execution_update {
+                    self.sent_execution_update = true;
+                    let mut u = execution_update(OperationAction::Succeed);
+                    u.payload = Some(payload.clone());
+                    self.engine.enqueue(u);
+                }
+                DurableExecutionInvocationOutput::succeeded(Some(String::new()))
+            }
+            Ok(payload) => DurableExecutionInvocationOutput::succeeded(Some(payload.clone())),
+            Err(e) if e.object().approx_size() > limit => {
+                if !self.sent_execution_update {
+                    self.sent_execution_update = true;
+                    let mut u = execution_update(OperationAction::Fail);
+                    u.error = Some(e.object().clone());
+                    self.engine.enqueue(u);
+                }
+                DurableExecutionInvocationOutput::failed(None)
+            }
+            Err(e) => DurableExecutionInvocationOutput::failed(Some(e.object().clone())),
+        }
+    }
+}
+
+fn execution_update(action: OperationAction) -> OperationUpdate {
+    OperationUpdate::new(format!("execution-result-{}", Timestamp::now().as_millis()), OperationType::Execution, action)
+}
+
+fn outcome_of(abort: Abort) -> InvocationOutcome {
+    match abort {
+        Abort::NonDeterministic(e) | Abort::Panic(e) | Abort::Checkpoint(CheckpointError::Rejected(e)) => {
+            InvocationOutcome::Output(DurableExecutionInvocationOutput::failed(Some(e)))
+        }
+        Abort::Checkpoint(CheckpointError::Retryable(m)) => InvocationOutcome::Retry(m),
+        Abort::Checkpoint(CheckpointError::InvalidToken(m)) => InvocationOutcome::Revoked(m),
+    }
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+/// The error type recorded for a panic in durable code.
+pub const PANIC_ERROR_TYPE: &str = "Panic";
+
+impl Future for Driver<'_> {
+    type Output = InvocationOutcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<InvocationOutcome> {
+        let this = &mut *self;
+        loop {
+            let mut progressed = false;
+            if let Some(flush) = this.in_flight.as_mut()
+                && let Poll::Ready((result, had_execution_update)) = flush.as_mut().poll(cx)
+            {
+                this.in_flight = None;
+                progressed = true;
+                match result {
+                    Ok((token, ops)) => {
+                        this.engine.apply_state(ops);
+                        if token.is_none() && !had_execution_update {
+                            this.engine.set_abort(Abort::Checkpoint(CheckpointError::InvalidToken(
+                                "the checkpoint response carried no new token".to_owned(),
+                            )));
+                        }
+                        this.engine.queue.borrow_mut().ack(token);
+                    }
+                    Err(e) => this.engine.set_abort(Abort::Checkpoint(e)),
+                }
+            }
+            if let Some(abort) = this.engine.take_abort() {
+                this.engine.queue.borrow_mut().wake_all();
+                this.user = None;
+                return Poll::Ready(outcome_of(abort));
+            }
+            if let Some(user) = this.user.as_mut() {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| user.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(r)) => {
+                        this.user = None;
+                        this.result = Some(r);
+                        progressed = true;
+                    }
+                    Ok(Poll::Pending) => {}
+                    Err(payload) => {
+                        let msg = panic_message(payload.as_ref());
+                        this.engine.set_abort(Abort::Panic(ErrorObject::new(
+                            PANIC_ERROR_TYPE,
+                            format!("the durable function panicked outside a step: {msg}"),
+                        )));
+                    }
+                }
+                if let Some(abort) = this.engine.take_abort() {
+                    this.engine.queue.borrow_mut().wake_all();
+                    this.user = None;
+                    return Poll::Ready(outcome_of(abort));
+                }
+            }
+            let output = if this.result.is_some() { Some(this.finish()) } else { None };
+            let suspending = this.user.is_some() && this.engine.running_count() == 0 && this.engine.blocked_count() > 0;
+            if this.in_flight.is_none() {
+                let (has_pending, wants) = {
+                    let q = this.engine.queue.borrow();
+                    (q.has_pending(), q.wants_flush())
+                };
+                if has_pending && (wants || output.is_some() || suspending) {
+                    this.start_flush();
+                    continue;
+                }
+            }
+            let idle = this.engine.queue.borrow().is_idle();
+            if idle {
+                if let Some(output) = output {
+                    return Poll::Ready(InvocationOutcome::Output(output));
+                }
+                if suspending {
+                    this.user = None;
+                    return Poll::Ready(InvocationOutcome::Output(DurableExecutionInvocationOutput::pending()));
+                }
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
+        }
+    }
+}

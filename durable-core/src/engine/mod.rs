@@ -1,0 +1,296 @@
+//! The replay engine: one invocation of a durable function.
+//!
+//! The engine drives the user's future and a checkpoint flusher on one task. Durable
+//! operations look up their recorded outcome by id, validate it against the call, and
+//! either return it (replay) or do the work and queue updates. A durable operation that
+//! cannot finish in this invocation (a wait, a retry delay) never completes: it parks and
+//! counts itself as *blocked*. When the user future is stuck, no step body is running, no
+//! checkpoint is in flight and something is blocked, the engine flushes what is queued and
+//! ends the invocation `PENDING`; the service re-invokes it when the blocker is done.
+//! Suspension is therefore invisible to user code: there is no error to catch by mistake.
+
+mod driver;
+mod queue;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+pub(crate) use driver::panic_message;
+pub use driver::{InvocationOutcome, PANIC_ERROR_TYPE, run_invocation, run_invocation_with};
+pub(crate) use queue::Queue;
+
+use crate::checkpoint::{CheckpointError, Checkpointer, Limits};
+use crate::id::Site;
+use crate::model::{ErrorObject, Operation, OperationType, OperationUpdate};
+
+/// The error type recorded when replay finds a different operation than the code calls.
+pub const NON_DETERMINISTIC_ERROR_TYPE: &str = "NonDeterministicExecutionError";
+
+/// Why an invocation stops early.
+#[derive(Debug, Clone)]
+pub(crate) enum Abort {
+    /// Replay found a recorded operation that does not match the call: FAILED.
+    NonDeterministic(ErrorObject),
+    /// User code outside a step panicked: FAILED.
+    Panic(ErrorObject),
+    /// A checkpoint call failed.
+    Checkpoint(CheckpointError),
+}
+
+/// What a call expects to find recorded at its id.
+pub(crate) struct Expect<'a> {
+    pub(crate) op_type: OperationType,
+    pub(crate) sub_type: &'a str,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) parent_id: Option<&'a str>,
+}
+
+/// Shared state of one invocation.
+pub(crate) struct Engine {
+    pub(crate) arn: String,
+    pub(crate) checkpointer: Rc<dyn Checkpointer>,
+    pub(crate) limits: Limits,
+    ops: RefCell<HashMap<String, Operation>>,
+    /// Ids recorded when the invocation started and not visited yet, per parent ("" = root).
+    unvisited: RefCell<HashMap<String, HashSet<String>>>,
+    visited: RefCell<HashSet<String>>,
+    pub(crate) queue: RefCell<Queue>,
+    running: Cell<usize>,
+    blocked: Cell<usize>,
+    abort: RefCell<Option<Abort>>,
+    site_keys: RefCell<HashMap<usize, Rc<str>>>,
+}
+
+impl Engine {
+    pub(crate) fn new(arn: String, token: String, checkpointer: Rc<dyn Checkpointer>, ops: Vec<Operation>) -> Engine {
+        let limits = checkpointer.limits();
+        let mut unvisited: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut map = HashMap::with_capacity(ops.len());
+        for op in ops {
+            if op.op_type != OperationType::Execution {
+                unvisited.entry(op.parent_id.clone().unwrap_or_default()).or_default().insert(op.id.clone());
+            }
+            map.insert(op.id.clone(), op);
+        }
+        Engine {
+            arn,
+            checkpointer,
+            limits,
+            ops: RefCell::new(map),
+            unvisited: RefCell::new(unvisited),
+            visited: RefCell::new(HashSet::new()),
+            queue: RefCell::new(Queue::new(token, limits)),
+            running: Cell::new(0),
+            blocked: Cell::new(0),
+            abort: RefCell::new(None),
+            site_keys: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The site key of a compile-time site, computed once per invocation.
+    pub(crate) fn site_key(&self, site: &'static Site) -> Rc<str> {
+        let addr = std::ptr::from_ref(site) as usize;
+        self.site_keys.borrow_mut().entry(addr).or_insert_with(|| Rc::from(site.key())).clone()
+    }
+
+    /// The current record of an operation.
+    pub(crate) fn operation(&self, id: &str) -> Option<Operation> {
+        self.ops.borrow().get(id).cloned()
+    }
+
+    /// Runs `f` on the current record of an operation without cloning it.
+    pub(crate) fn with_operation<R>(&self, id: &str, f: impl FnOnce(Option<&Operation>) -> R) -> R {
+        f(self.ops.borrow().get(id))
+    }
+
+    /// Merges operations returned by the service.
+    pub(crate) fn apply_state(&self, ops: Vec<Operation>) {
+        let mut map = self.ops.borrow_mut();
+        for op in ops {
+            map.insert(op.id.clone(), op);
+        }
+    }
+
+    /// Whether code in the context `parent` is still re-executing recorded history.
+    pub(crate) fn is_replaying(&self, parent: Option<&str>) -> bool {
+        self.unvisited.borrow().get(parent.unwrap_or("")).is_some_and(|s| !s.is_empty())
+    }
+
+    /// Looks up the record at `id` and validates it against the call. On a mismatch the
+    /// invocation aborts (FAILED, non-deterministic) and this returns `Err(())`: the caller
+    /// must then park forever.
+    pub(crate) fn visit(
+        &self,
+        id: &str,
+        expect: &Expect<'_>,
+        describe: &dyn Fn() -> String,
+    ) -> Result<Option<Operation>, ()> {
+        if !self.visited.borrow_mut().insert(id.to_owned()) {
+            self.fail_nondeterministic(format!(
+                "two durable calls produced the same operation id {id} ({}); give the calls distinct names or pin distinct \
+                 function names with #[durable(name = ...)]",
+                describe()
+            ));
+            return Err(());
+        }
+        if let Some(set) = self.unvisited.borrow_mut().get_mut(expect.parent_id.unwrap_or("")) {
+            set.remove(id);
+        }
+        let ops = self.ops.borrow();
+        let Some(op) = ops.get(id) else { return Ok(None) };
+        let rec_sub = op.sub_type.as_ref().map(|s| s.as_str());
+        let mismatch = op.op_type != expect.op_type
+            || rec_sub != Some(expect.sub_type)
+            || op.name.as_deref() != expect.name
+            || op.parent_id.as_deref() != expect.parent_id;
+        if mismatch {
+            let recorded = describe_side(op.op_type, rec_sub, op.name.as_deref(), op.parent_id.as_deref());
+            let current = describe_side(expect.op_type, Some(expect.sub_type), expect.name, expect.parent_id);
+            drop(ops);
+            self.fail_nondeterministic(format!(
+                "non-deterministic replay at {} (operation {id}): the history recorded {recorded}, but the code now calls \
+                 {current}",
+                describe()
+            ));
+            return Err(());
+        }
+        Ok(Some(op.clone()))
+    }
+
+    fn fail_nondeterministic(&self, message: String) {
+        self.set_abort(Abort::NonDeterministic(ErrorObject::new(NON_DETERMINISTIC_ERROR_TYPE, message)));
+    }
+
+    pub(crate) fn set_abort(&self, abort: Abort) {
+        let mut slot = self.abort.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(abort);
+        }
+    }
+
+    pub(crate) fn aborted(&self) -> bool {
+        self.abort.borrow().is_some()
+    }
+
+    pub(crate) fn take_abort(&self) -> Option<Abort> {
+        self.abort.borrow_mut().take()
+    }
+
+    /// Queues an update without waiting for it (it goes out with the next batch).
+    pub(crate) fn enqueue(&self, update: OperationUpdate) {
+        self.queue.borrow_mut().push(update);
+    }
+
+    /// Queues an update and returns a future that resolves once it is acknowledged.
+    pub(crate) fn enqueue_sync(self: &Rc<Self>, update: OperationUpdate) -> Acked {
+        let target = self.queue.borrow_mut().push(update);
+        Acked { engine: self.clone(), target }
+    }
+
+    /// A future that resolves once everything queued so far is acknowledged.
+    pub(crate) fn flush(self: &Rc<Self>) -> Acked {
+        let target = self.queue.borrow().enqueued();
+        Acked { engine: self.clone(), target }
+    }
+
+    /// Marks user code as doing work the engine cannot see (a step body) while the guard lives.
+    pub(crate) fn running(self: &Rc<Self>) -> RunningGuard {
+        self.running.set(self.running.get() + 1);
+        RunningGuard(self.clone())
+    }
+
+    /// A future that never completes: the operation waits for the service.
+    pub(crate) fn blocked(self: &Rc<Self>) -> Blocked {
+        Blocked { engine: self.clone(), counted: false }
+    }
+
+    pub(crate) fn running_count(&self) -> usize {
+        self.running.get()
+    }
+
+    pub(crate) fn blocked_count(&self) -> usize {
+        self.blocked.get()
+    }
+}
+
+fn describe_side(t: OperationType, sub: Option<&str>, name: Option<&str>, parent: Option<&str>) -> String {
+    format!(
+        "{t}/{} named {} under {}",
+        sub.unwrap_or("-"),
+        name.map_or_else(|| "(unnamed)".to_owned(), |n| format!("{n:?}")),
+        parent.map_or_else(|| "the root".to_owned(), |p| format!("parent {p}"))
+    )
+}
+
+/// Resolves once the update it was created for is acknowledged by the checkpointer.
+pub(crate) struct Acked {
+    engine: Rc<Engine>,
+    target: u64,
+}
+
+impl Future for Acked {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.engine.aborted() {
+            // The driver ends the invocation; this operation never completes.
+            return Poll::Pending;
+        }
+        let mut q = self.engine.queue.borrow_mut();
+        if q.acked() >= self.target {
+            Poll::Ready(())
+        } else {
+            q.wait_for(self.target, cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+/// Counts a running step body.
+pub(crate) struct RunningGuard(Rc<Engine>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.running.set(self.0.running.get() - 1);
+    }
+}
+
+/// A future that never completes and counts itself as blocked while it is alive.
+pub(crate) struct Blocked {
+    engine: Rc<Engine>,
+    counted: bool,
+}
+
+impl Future for Blocked {
+    type Output = std::convert::Infallible;
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if !self.counted {
+            self.counted = true;
+            self.engine.blocked.set(self.engine.blocked.get() + 1);
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        if self.counted {
+            self.engine.blocked.set(self.engine.blocked.get() - 1);
+        }
+    }
+}
+
+/// Parks forever: used after the invocation was aborted.
+pub(crate) async fn park<T>() -> T {
+    std::future::pending().await
+}
+
+#[allow(dead_code)]
+pub(crate) fn noop_waker() -> Waker {
+    Waker::noop().clone()
+}

@@ -1,0 +1,85 @@
+//! Durable functions as the runners see them: JSON text in, JSON text out.
+
+use std::future::Future;
+use std::marker::PhantomData;
+
+use futures::future::LocalBoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::context::DurableContext;
+use crate::error::{Error, SERDES_ERROR_TYPE};
+use crate::model::ErrorObject;
+
+/// A durable function with its input and output codecs erased.
+pub trait Handler: 'static {
+    /// Runs the function on the root context with the execution's input payload (JSON
+    /// text, absent when the execution was started without input).
+    fn call(&self, ctx: DurableContext, input: Option<String>) -> LocalBoxFuture<'static, Result<String, Error>>;
+}
+
+/// A [`Handler`] made from an async function `fn(DurableContext, I) -> Result<O, E>`.
+pub struct FnHandler<F, I, O, E> {
+    f: F,
+    _marker: PhantomData<fn(I) -> (O, E)>,
+}
+
+/// Wraps an async function taking the context and a deserialisable input.
+///
+/// ```ignore
+/// let h = durable::handler(checkout); // async fn checkout(ctx: DurableContext, order: Order) -> Result<Receipt, Error>
+/// ```
+pub fn handler<F, Fut, I, O, E>(f: F) -> FnHandler<F, I, O, E>
+where
+    F: Fn(DurableContext, I) -> Fut + 'static,
+    Fut: Future<Output = Result<O, E>> + 'static,
+    I: DeserializeOwned + 'static,
+    O: Serialize + 'static,
+    E: Into<Error> + 'static,
+{
+    FnHandler { f, _marker: PhantomData }
+}
+
+/// Parses an execution input. An absent or empty input reads as JSON `null`, and, if the
+/// input type rejects `null`, as `{}`.
+pub fn parse_input<I: DeserializeOwned>(input: Option<&str>) -> Result<I, Error> {
+    match input.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(text) => serde_json::from_str(text).map_err(|e| {
+            Error::from_object(
+                crate::ErrorKind::Serdes,
+                ErrorObject::new(
+                    SERDES_ERROR_TYPE,
+                    format!("the execution input is not a valid {}: {e}", std::any::type_name::<I>()),
+                ),
+            )
+        }),
+        None => serde_json::from_str("null").or_else(|_| serde_json::from_str("{}")).map_err(|e| {
+            Error::from_object(
+                crate::ErrorKind::Serdes,
+                ErrorObject::new(
+                    SERDES_ERROR_TYPE,
+                    format!("the execution has no input, and {} needs one: {e}", std::any::type_name::<I>()),
+                ),
+            )
+        }),
+    }
+}
+
+impl<F, Fut, I, O, E> Handler for FnHandler<F, I, O, E>
+where
+    F: Fn(DurableContext, I) -> Fut + 'static,
+    Fut: Future<Output = Result<O, E>> + 'static,
+    I: DeserializeOwned + 'static,
+    O: Serialize + 'static,
+    E: Into<Error> + 'static,
+{
+    fn call(&self, ctx: DurableContext, input: Option<String>) -> LocalBoxFuture<'static, Result<String, Error>> {
+        let parsed = parse_input::<I>(input.as_deref());
+        let fut = parsed.map(|i| (self.f)(ctx, i));
+        Box::pin(async move {
+            let out = fut?.await.map_err(Into::into)?;
+            serde_json::to_string(&out)
+                .map_err(|e| Error::serdes(format!("cannot serialise the execution result: {e}")))
+        })
+    }
+}

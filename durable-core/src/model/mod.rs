@@ -1,0 +1,26 @@
+//! The execution model of AWS Lambda durable functions, field for field.
+//!
+//! Every type here serialises with the protocol's own JSON field names (`PascalCase`,
+//! `SCREAMING_SNAKE_CASE` enums), so documents from the Lambda API, the local emulator and
+//! the conformance suite parse as they are and re-emit the same fields.
+
+mod event;
+mod invocation;
+mod operation;
+mod timestamp;
+mod update;
+
+pub use event::{Event, EventDetails, EventError, EventInput, EventResult, EventType, RetryDetails};
+pub use invocation::{
+    CheckpointDurableExecutionRequest, CheckpointDurableExecutionResponse, DurableExecutionInvocationInput,
+    DurableExecutionInvocationOutput, DurableExecutionSummary, ExecutionState, ExecutionStatus,
+    GetDurableExecutionHistoryResponse, GetDurableExecutionResponse, InvocationStatus, ListDurableExecutionsResponse,
+};
+pub use operation::{
+    CallbackDetails, ChainedInvokeDetails, ContextDetails, ErrorObject, ExecutionDetails, Operation, OperationStatus,
+    OperationType, StepDetails, SubType, WaitDetails, validate_name, validate_operation_id,
+};
+pub use timestamp::Timestamp;
+pub use update::{
+    CallbackOptions, ChainedInvokeOptions, ContextOptions, OperationAction, OperationUpdate, StepOptions, WaitOptions,
+};

@@ -1,0 +1,1 @@
+//! Runners for durable (placeholder).

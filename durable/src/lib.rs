@@ -1,0 +1,3 @@
+//! durable: placeholder facade.
+#![forbid(unsafe_code)]
+pub use durable_core::*;
