@@ -11,6 +11,7 @@
 extern crate self as durable;
 
 pub mod checkpoint;
+pub mod clock;
 mod context;
 pub mod engine;
 mod error;

@@ -1,1 +1,275 @@
-//! placeholder
+//! A test runner with time skipping: runs a durable function through as many invocations
+//! as it takes, in process, on an in-memory store and a manual clock. A one-hour wait
+//! finishes at once while the history keeps the modelled duration.
+//!
+//! ```
+//! use std::time::Duration;
+//! use durable_core::{DurableContext, Error, testing::TestRunner};
+//!
+//! async fn greet(ctx: DurableContext, name: String) -> Result<String, Error> {
+//!     let greeting = ctx.step("greet", async |_| Ok::<_, Error>(format!("hello {name}"))).await?;
+//!     ctx.wait("nap", Duration::from_secs(3600)).await?;
+//!     Ok(greeting)
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let runner = TestRunner::new();
+//! let run = runner.run(greet, "ada").await;
+//! assert_eq!(run.result::<String>().unwrap(), "hello ada");
+//! assert_eq!(run.invocations(), 2);
+//! # });
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::checkpoint::Limits;
+use crate::clock::ManualClock;
+use crate::context::DurableContext;
+use crate::engine::{InvocationOutcome, run_invocation};
+use crate::error::Error;
+use crate::handler::{Handler, handler};
+use crate::model::{ErrorObject, Event, EventType, ExecutionStatus, Operation, Timestamp};
+use crate::service::{CheckpointService, InvocationEnd, ServiceConfig, ServiceError, StartExecution};
+use crate::store::{ExecutionRecord, MemoryStore, Store};
+
+/// Runs durable functions in process with time skipping. See the [module documentation](self).
+pub struct TestRunner {
+    service: Arc<CheckpointService>,
+    clock: ManualClock,
+    max_invocations: u64,
+}
+
+impl Default for TestRunner {
+    fn default() -> Self {
+        TestRunner::new()
+    }
+}
+
+/// Where test clocks start: 2026-01-01T00:00:00Z.
+pub const TEST_EPOCH: Timestamp = Timestamp::from_millis(1_767_225_600_000);
+
+impl TestRunner {
+    /// A runner on a fresh in-memory store, with the clock at [`TEST_EPOCH`].
+    pub fn new() -> Self {
+        TestRunner::with_store(Arc::new(MemoryStore::new()), ServiceConfig::default())
+    }
+
+    /// A runner whose service enforces AWS's limits (256 KiB per operation payload, 6 MiB
+    /// invocation results), to test what a function does against the managed service.
+    pub fn with_aws_limits() -> Self {
+        TestRunner::with_store(
+            Arc::new(MemoryStore::new()),
+            ServiceConfig { limits: Limits::AWS, ..ServiceConfig::default() },
+        )
+    }
+
+    /// A runner over a given store and settings.
+    pub fn with_store(store: Arc<dyn Store>, config: ServiceConfig) -> Self {
+        let clock = ManualClock::new(TEST_EPOCH);
+        let service = Arc::new(CheckpointService::with_config(store, Arc::new(clock.clone()), config));
+        TestRunner { service, clock, max_invocations: 10_000 }
+    }
+
+    /// The service the runner drives.
+    pub fn service(&self) -> &Arc<CheckpointService> {
+        &self.service
+    }
+
+    /// The runner's clock.
+    pub fn clock(&self) -> &ManualClock {
+        &self.clock
+    }
+
+    /// Caps the invocations of one run (default 10,000), so a function that never finishes
+    /// fails the test instead of hanging it.
+    pub fn max_invocations(mut self, n: u64) -> Self {
+        self.max_invocations = n;
+        self
+    }
+
+    /// Starts `f` with `input` and runs it to the end (or until it waits on something
+    /// only the outside world can complete).
+    pub async fn run<F, Fut, I, O, E>(&self, f: F, input: impl Serialize) -> TestExecution
+    where
+        F: Fn(DurableContext, I) -> Fut + 'static,
+        Fut: Future<Output = Result<O, E>> + 'static,
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+        E: Into<Error> + 'static,
+    {
+        self.run_handler(&handler(f), &serde_json::to_string(&input).expect("input serialises")).await
+    }
+
+    /// Starts a handler with an input given as JSON text and runs it.
+    pub async fn run_handler(&self, handler: &dyn Handler, input_json: &str) -> TestExecution {
+        let arn = self.start("test", None, Some(input_json.to_owned())).await.expect("start");
+        self.drive(handler, &arn).await
+    }
+
+    /// Starts an execution without running it.
+    pub async fn start(
+        &self,
+        function: &str,
+        name: Option<&str>,
+        input: Option<String>,
+    ) -> Result<String, ServiceError> {
+        let started = self
+            .service
+            .start_execution(StartExecution {
+                function_name: function.to_owned(),
+                name: name.map(str::to_owned),
+                input,
+                timeout_seconds: None,
+            })
+            .await?;
+        Ok(started.arn)
+    }
+
+    /// Runs one invocation of an execution and records its end.
+    pub async fn invoke_once(&self, handler: &dyn Handler, arn: &str) -> InvocationOutcome {
+        let input = self.service.begin_invocation(arn).await.expect("begin invocation");
+        let token = input.checkpoint_token.clone();
+        let outcome = run_invocation(handler, input, self.service.checkpointer()).await;
+        let end = match &outcome {
+            InvocationOutcome::Output(o) => Some(InvocationEnd::Output(o.clone())),
+            InvocationOutcome::Retry(m) => Some(InvocationEnd::Crashed {
+                error: ErrorObject::new("Invocation.Retry", m.clone()),
+                retry_at: self.clock_now().plus_seconds(1),
+            }),
+            InvocationOutcome::Revoked(_) => None,
+        };
+        if let Some(end) = end {
+            self.service.end_invocation(arn, &token, end).await.expect("end invocation");
+        }
+        outcome
+    }
+
+    fn clock_now(&self) -> Timestamp {
+        crate::clock::Clock::now(&self.clock)
+    }
+
+    /// Drives an execution through invocations, skipping time to each wake-up, until it
+    /// ends or waits on nothing the clock can bring (a callback).
+    pub async fn drive(&self, handler: &dyn Handler, arn: &str) -> TestExecution {
+        let mut invocations = 0;
+        loop {
+            let record = self.service.get_record(arn).await.expect("record");
+            if record.status.is_terminal() {
+                break;
+            }
+            match record.wake_at {
+                Some(t) => self.clock.set(t),
+                // Never invoked yet, or an invocation was abandoned mid-way (a simulated crash).
+                None if record.invocation == 0 || record.invocation_started.is_some() => {}
+                None => break,
+            }
+            assert!(
+                invocations < self.max_invocations,
+                "the execution did not finish within {} invocations",
+                self.max_invocations
+            );
+            invocations += 1;
+            self.invoke_once(handler, arn).await;
+        }
+        self.inspect(arn).await
+    }
+
+    /// Skips the clock forward.
+    pub fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+    }
+
+    /// A snapshot of an execution: record, operations and history.
+    pub async fn inspect(&self, arn: &str) -> TestExecution {
+        TestExecution {
+            record: self.service.get_record(arn).await.expect("record"),
+            operations: self.service.operations(arn).await.expect("operations"),
+            history: self.service.full_history(arn).await.expect("history"),
+        }
+    }
+}
+
+/// A finished (or waiting) execution, for assertions.
+#[derive(Debug, Clone)]
+pub struct TestExecution {
+    /// The execution record.
+    pub record: ExecutionRecord,
+    /// Its operations in creation order.
+    pub operations: Vec<Operation>,
+    /// Its history.
+    pub history: Vec<Event>,
+}
+
+impl TestExecution {
+    /// The ARN.
+    pub fn arn(&self) -> &str {
+        &self.record.arn
+    }
+
+    /// The status.
+    pub fn status(&self) -> ExecutionStatus {
+        self.record.status
+    }
+
+    /// The result, deserialised; an error if the execution did not succeed.
+    pub fn result<T: DeserializeOwned>(&self) -> Result<T, ErrorObject> {
+        match self.record.status {
+            ExecutionStatus::Succeeded => serde_json::from_str(self.record.result.as_deref().unwrap_or("null"))
+                .map_err(|e| ErrorObject::new("TestResultType", format!("the result does not deserialise: {e}"))),
+            _ => Err(self
+                .record
+                .error
+                .clone()
+                .unwrap_or_else(|| ErrorObject::new("NotFinished", "the execution is running"))),
+        }
+    }
+
+    /// The error of a failed execution.
+    pub fn error(&self) -> Option<&ErrorObject> {
+        self.record.error.as_ref()
+    }
+
+    /// The number of invocations.
+    pub fn invocations(&self) -> u64 {
+        self.record.invocation
+    }
+
+    /// The operations named `name`.
+    pub fn operations_named(&self, name: &str) -> Vec<&Operation> {
+        self.operations.iter().filter(|o| o.name.as_deref() == Some(name)).collect()
+    }
+
+    /// The first operation named `name`.
+    pub fn operation(&self, name: &str) -> Option<&Operation> {
+        self.operations.iter().find(|o| o.name.as_deref() == Some(name))
+    }
+
+    /// The event types of the history, in order.
+    pub fn event_types(&self) -> Vec<EventType> {
+        self.history.iter().map(|e| e.event_type).collect()
+    }
+
+    /// The history as `GetDurableExecutionHistory` JSON.
+    pub fn history_json(&self) -> serde_json::Value {
+        serde_json::json!({ "Events": self.history })
+    }
+
+    /// Checks the invariants every history must hold: event ids 1, 2, 3, ... with no gap;
+    /// `ExecutionStarted` first; at most one terminal execution event, and only last.
+    pub fn assert_well_formed(&self) {
+        for (i, e) in self.history.iter().enumerate() {
+            assert_eq!(e.event_id, i as u64 + 1, "event ids are consecutive from 1");
+        }
+        assert_eq!(self.history.first().map(|e| e.event_type), Some(EventType::ExecutionStarted));
+        let terminal: Vec<_> = self.history.iter().filter(|e| e.event_type.is_execution_terminal()).collect();
+        assert!(terminal.len() <= 1, "at most one terminal execution event: {terminal:?}");
+        if let Some(t) = terminal.first() {
+            assert_eq!(t.event_id, self.history.len() as u64, "the terminal event is the last one");
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! Applying a checkpoint batch: AWS's legal transitions, validation, and the history
+//! events each accepted update appends.
+
+use std::collections::HashMap;
+
+use super::state::ExecState;
+use crate::model::{
+    ContextDetails, ErrorObject, Event, EventDetails, EventInput, EventType, Operation, OperationAction,
+    OperationStatus, OperationType, OperationUpdate, RetryDetails, StepDetails, SubType, Timestamp, WaitDetails,
+    validate_name, validate_operation_id,
+};
+use crate::store::{ExecutionRecord, StoredOperation};
+
+/// The longest wait or retry delay, in seconds.
+pub(crate) const MAX_DELAY_SECONDS: u32 = 31_622_400;
+
+/// The outcome of applying a batch to a working copy.
+pub(crate) struct Applied {
+    pub(crate) record: ExecutionRecord,
+    /// The operations the batch created or changed, in first-touched order.
+    pub(crate) touched: Vec<StoredOperation>,
+    pub(crate) events: Vec<Event>,
+}
+
+/// Builds a history event about an operation.
+pub(crate) fn op_event(
+    record: &mut ExecutionRecord,
+    t: EventType,
+    now: Timestamp,
+    op: &Operation,
+    details: EventDetails,
+) -> Event {
+    let e = Event {
+        event_type: t,
+        event_id: record.next_event_id,
+        event_timestamp: now,
+        id: Some(op.id.clone()),
+        name: op.name.clone(),
+        parent_id: op.parent_id.clone(),
+        sub_type: op.sub_type.clone(),
+        details,
+    };
+    record.next_event_id += 1;
+    e
+}
+
+fn invalid(message: String) -> ErrorObject {
+    ErrorObject::new("InvalidParameterValueException", message)
+}
+
+/// Validates and applies `updates` on top of `state` without changing it. All or nothing:
+/// the first invalid update refuses the whole batch.
+pub(crate) fn apply_batch(
+    state: &ExecState,
+    updates: &[OperationUpdate],
+    now: Timestamp,
+    max_payload: usize,
+) -> Result<Applied, ErrorObject> {
+    let mut record = state.record.clone();
+    record.version += 1;
+    let mut overlay: HashMap<String, StoredOperation> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut events = Vec::new();
+    let mut in_batch: HashMap<&str, OperationAction> = HashMap::new();
+
+    for (index, u) in updates.iter().enumerate() {
+        let where_ = || format!("update {index} ({} {} {})", u.op_type, u.action, u.id);
+        if u.op_type != OperationType::Execution {
+            validate_operation_id(&u.id).map_err(|m| invalid(format!("{}: {m}", where_())))?;
+        }
+        if let Some(n) = &u.name {
+            validate_name(n).map_err(|m| invalid(format!("{}: {m}", where_())))?;
+        }
+        if let Some(s) = &u.sub_type {
+            SubType::validate(s.as_str()).map_err(|m| invalid(format!("{}: {m}", where_())))?;
+        }
+        if let Some(p) = &u.payload
+            && p.len() > max_payload
+        {
+            return Err(invalid(format!(
+                "{}: the payload is {} bytes; an operation payload may be at most {max_payload} bytes",
+                where_(),
+                p.len()
+            )));
+        }
+        if let Some(e) = &u.error
+            && e.approx_size() > max_payload
+        {
+            return Err(invalid(format!("{}: the error is larger than {max_payload} bytes", where_())));
+        }
+        if let Some(prev) = in_batch.get(u.id.as_str()) {
+            let allowed = *prev == OperationAction::Start
+                && u.action != OperationAction::Start
+                && matches!(u.op_type, OperationType::Step | OperationType::Context);
+            if !allowed {
+                return Err(invalid(format!(
+                    "{}: a batch may hold one update per operation, except a STEP or CONTEXT START followed by its \
+                     completion",
+                    where_()
+                )));
+            }
+        }
+        in_batch.insert(&u.id, u.action);
+
+        if u.op_type == OperationType::Execution {
+            if index + 1 != updates.len() {
+                return Err(invalid(format!("{}: an EXECUTION update must be the last of its batch", where_())));
+            }
+            match u.action {
+                OperationAction::Succeed => {
+                    record.result = Some(u.payload.clone().unwrap_or_default());
+                    record.error = None;
+                }
+                OperationAction::Fail => {
+                    record.error = Some(u.error.clone().unwrap_or_default());
+                    record.result = None;
+                }
+                a => return Err(invalid(format!("{}: EXECUTION accepts SUCCEED or FAIL, not {a}", where_()))),
+            }
+            continue;
+        }
+
+        let existing: Option<StoredOperation> = overlay.get(&u.id).cloned().or_else(|| state.ops.get(&u.id).cloned());
+        if let Some(ex) = &existing {
+            let e = &ex.operation;
+            let same_sub = u.sub_type.is_none() || u.sub_type == e.sub_type;
+            let same_name = u.name.is_none() || u.name == e.name;
+            if e.op_type != u.op_type || !same_sub || !same_name || u.parent_id != e.parent_id {
+                return Err(invalid(format!(
+                    "{}: operation {} is recorded as {}/{} named {:?} under {:?}; an update may not change its type, \
+                     sub-type, name or parent",
+                    where_(),
+                    u.id,
+                    e.op_type,
+                    e.sub_type.as_ref().map_or("-", SubType::as_str),
+                    e.name,
+                    e.parent_id
+                )));
+            }
+        }
+        if existing.is_none()
+            && let Some(p) = &u.parent_id
+        {
+            let parent = overlay.get(p).or_else(|| state.ops.get(p));
+            match parent {
+                Some(po) if po.operation.op_type == OperationType::Context => {}
+                Some(po) => {
+                    return Err(invalid(format!(
+                        "{}: parent {p} is a {}, not a CONTEXT",
+                        where_(),
+                        po.operation.op_type
+                    )));
+                }
+                None => return Err(invalid(format!("{}: parent {p} does not exist", where_()))),
+            }
+        }
+
+        let (next, event) = transition(u, existing.as_ref().map(|s| &s.operation), now, &mut record)
+            .map_err(|m| invalid(format!("{}: {m}", where_())))?;
+        let seq = match &existing {
+            Some(ex) => ex.seq,
+            None => {
+                let s = record.next_op_seq;
+                record.next_op_seq += 1;
+                s
+            }
+        };
+        if let Some((t, details)) = event {
+            events.push(op_event(&mut record, t, now, &next, details));
+        }
+        if !overlay.contains_key(&u.id) {
+            order.push(u.id.clone());
+        }
+        overlay.insert(u.id.clone(), StoredOperation { seq, operation: next });
+    }
+    let touched = order.into_iter().map(|id| overlay.remove(&id).expect("touched op")).collect();
+    Ok(Applied { record, touched, events })
+}
+
+type Transition = (Operation, Option<(EventType, EventDetails)>);
+
+fn new_op(u: &OperationUpdate, status: OperationStatus, now: Timestamp) -> Operation {
+    let mut op = Operation::new(u.id.clone(), u.op_type, status, now);
+    op.parent_id.clone_from(&u.parent_id);
+    op.name.clone_from(&u.name);
+    op.sub_type.clone_from(&u.sub_type);
+    op
+}
+
+fn delay_of(u: &OperationUpdate) -> Result<u32, String> {
+    let d = u
+        .step_options
+        .as_ref()
+        .and_then(|o| o.next_attempt_delay_seconds)
+        .ok_or("a RETRY needs StepOptions.NextAttemptDelaySeconds")?;
+    if !(1..=MAX_DELAY_SECONDS).contains(&d) {
+        return Err(format!("NextAttemptDelaySeconds must be 1 to {MAX_DELAY_SECONDS}, not {d}"));
+    }
+    Ok(d)
+}
+
+fn transition(
+    u: &OperationUpdate,
+    existing: Option<&Operation>,
+    now: Timestamp,
+    _record: &mut ExecutionRecord,
+) -> Result<Transition, String> {
+    use OperationAction as A;
+    use OperationStatus as S;
+    let status = existing.map(|e| e.status);
+    let illegal = || {
+        format!(
+            "{} {} is not allowed {}",
+            u.op_type,
+            u.action,
+            match status {
+                Some(s) => format!("on an operation that is {s}"),
+                None => "on an operation that does not exist".to_owned(),
+            }
+        )
+    };
+    match u.op_type {
+        OperationType::Step => {
+            let details = |e: Option<&Operation>| e.and_then(|o| o.step_details.clone()).unwrap_or_default();
+            match (u.action, status) {
+                (A::Start, None) => {
+                    let mut op = new_op(u, S::Started, now);
+                    op.step_details = Some(StepDetails { attempt: Some(1), ..StepDetails::default() });
+                    Ok((op, Some((EventType::StepStarted, EventDetails::default()))))
+                }
+                (A::Start, Some(S::Ready)) => {
+                    let mut op = existing.cloned().expect("exists");
+                    let mut d = details(existing);
+                    d.attempt = Some(d.attempt.unwrap_or(0) + 1);
+                    d.next_attempt_timestamp = None;
+                    op.step_details = Some(d);
+                    op.status = S::Started;
+                    Ok((op, Some((EventType::StepStarted, EventDetails::default()))))
+                }
+                (A::Succeed | A::Fail | A::Retry, Some(S::Started | S::Ready)) => {
+                    let mut op = existing.cloned().expect("exists");
+                    let mut d = details(existing);
+                    let attempt = d.attempt.unwrap_or(1);
+                    let (event, new_status) = match u.action {
+                        A::Succeed => {
+                            d.result.clone_from(&u.payload);
+                            d.error = None;
+                            op.end_timestamp = Some(now);
+                            let mut ed = EventDetails::with_result(u.payload.clone());
+                            ed.retry_details =
+                                Some(RetryDetails { current_attempt: Some(attempt), next_attempt_delay_seconds: None });
+                            ((EventType::StepSucceeded, ed), S::Succeeded)
+                        }
+                        A::Fail => {
+                            d.error = Some(u.error.clone().unwrap_or_default());
+                            op.end_timestamp = Some(now);
+                            let mut ed = EventDetails::with_error(u.error.clone());
+                            ed.retry_details =
+                                Some(RetryDetails { current_attempt: Some(attempt), next_attempt_delay_seconds: None });
+                            ((EventType::StepFailed, ed), S::Failed)
+                        }
+                        _ => {
+                            let delay = delay_of(u)?;
+                            d.next_attempt_timestamp = Some(now.plus_seconds(i64::from(delay)));
+                            d.error.clone_from(&u.error);
+                            if u.payload.is_some() {
+                                d.result.clone_from(&u.payload);
+                            }
+                            let retry = Some(RetryDetails {
+                                current_attempt: Some(attempt),
+                                next_attempt_delay_seconds: Some(delay),
+                            });
+                            let ev = if u.error.is_some() {
+                                let mut ed = EventDetails::with_error(u.error.clone());
+                                ed.retry_details = retry;
+                                (EventType::StepFailed, ed)
+                            } else {
+                                let mut ed = EventDetails::with_result(u.payload.clone());
+                                ed.retry_details = retry;
+                                (EventType::StepSucceeded, ed)
+                            };
+                            (ev, S::Pending)
+                        }
+                    };
+                    op.status = new_status;
+                    op.step_details = Some(d);
+                    Ok((op, Some(event)))
+                }
+                _ => Err(illegal()),
+            }
+        }
+        OperationType::Context => match (u.action, status) {
+            (A::Start, None) => {
+                let mut op = new_op(u, S::Started, now);
+                op.context_details = Some(ContextDetails::default());
+                Ok((op, Some((EventType::ContextStarted, EventDetails::default()))))
+            }
+            (A::Succeed, Some(S::Started)) => {
+                let mut op = existing.cloned().expect("exists");
+                op.status = S::Succeeded;
+                op.end_timestamp = Some(now);
+                let replay_children = u.context_options.as_ref().and_then(|o| o.replay_children);
+                op.context_details = Some(ContextDetails { replay_children, result: u.payload.clone(), error: None });
+                Ok((op, Some((EventType::ContextSucceeded, EventDetails::with_result(u.payload.clone())))))
+            }
+            (A::Fail, Some(S::Started)) => {
+                if u.payload.is_some() {
+                    return Err("a CONTEXT FAIL must not carry a Payload".to_owned());
+                }
+                let mut op = existing.cloned().expect("exists");
+                op.status = S::Failed;
+                op.end_timestamp = Some(now);
+                op.context_details = Some(ContextDetails {
+                    replay_children: None,
+                    result: None,
+                    error: Some(u.error.clone().unwrap_or_default()),
+                });
+                Ok((op, Some((EventType::ContextFailed, EventDetails::with_error(u.error.clone())))))
+            }
+            _ => Err(illegal()),
+        },
+        OperationType::Wait => match (u.action, status) {
+            (A::Start, None) => {
+                let secs = u
+                    .wait_options
+                    .as_ref()
+                    .and_then(|o| o.wait_seconds)
+                    .ok_or("a WAIT START needs WaitOptions.WaitSeconds")?;
+                if !(1..=MAX_DELAY_SECONDS).contains(&secs) {
+                    return Err(format!("WaitSeconds must be 1 to {MAX_DELAY_SECONDS}, not {secs}"));
+                }
+                let end = now.plus_seconds(i64::from(secs));
+                let mut op = new_op(u, S::Started, now);
+                op.wait_details = Some(WaitDetails { scheduled_end_timestamp: Some(end) });
+                let details = EventDetails {
+                    duration: Some(u64::from(secs)),
+                    scheduled_end_timestamp: Some(end),
+                    ..EventDetails::default()
+                };
+                Ok((op, Some((EventType::WaitStarted, details))))
+            }
+            (A::Cancel, Some(S::Started)) => {
+                let mut op = existing.cloned().expect("exists");
+                op.status = S::Cancelled;
+                op.end_timestamp = Some(now);
+                let details =
+                    if u.error.is_some() { EventDetails::with_error(u.error.clone()) } else { EventDetails::default() };
+                Ok((op, Some((EventType::WaitCancelled, details))))
+            }
+            _ => Err(illegal()),
+        },
+        OperationType::Callback | OperationType::ChainedInvoke => {
+            Err(format!("{} operations are not supported by this service yet", u.op_type))
+        }
+        OperationType::Execution => unreachable!("handled by the caller"),
+    }
+}
+
+/// The `ExecutionStarted` event.
+pub(crate) fn execution_started(record: &mut ExecutionRecord, exec_op: &Operation, now: Timestamp) -> Event {
+    let details = EventDetails {
+        input: Some(EventInput { payload: record.input.clone(), truncated: None }),
+        execution_timeout: Some(record.timeout_seconds),
+        ..EventDetails::default()
+    };
+    let mut e = op_event(record, EventType::ExecutionStarted, now, exec_op, details);
+    e.name = Some(record.name.clone());
+    e
+}

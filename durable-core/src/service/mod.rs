@@ -1,0 +1,986 @@
+//! The self-hosted checkpoint service: what AWS's durable-execution control plane does,
+//! over a [`Store`].
+//!
+//! It validates each checkpoint batch against the operations' current statuses (AWS's
+//! legal transitions), writes operation records and numbered history events in one
+//! conditional commit, owns wait timers and retry delays, and hands out checkpoint tokens
+//! that fence stale invocations off. Runners drive it: [`CheckpointService::begin_invocation`]
+//! gives the invocation input, the engine checkpoints through
+//! [`CheckpointService::checkpointer`], and [`CheckpointService::end_invocation`] records how
+//! the invocation ended.
+
+mod apply;
+mod state;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+
+use self::apply::{apply_batch, execution_started, op_event};
+use self::state::{ExecState, TimerKind};
+use crate::checkpoint::{CheckpointError, Checkpointer, Limits};
+use crate::clock::{Clock, SystemClock};
+use crate::model::{
+    CheckpointDurableExecutionResponse, DurableExecutionInvocationInput, DurableExecutionInvocationOutput,
+    DurableExecutionSummary, ErrorObject, Event, EventDetails, EventType, ExecutionDetails, ExecutionState,
+    ExecutionStatus, GetDurableExecutionHistoryResponse, GetDurableExecutionResponse, InvocationStatus,
+    ListDurableExecutionsResponse, Operation, OperationStatus, OperationType, OperationUpdate, Timestamp,
+};
+use crate::store::{Commit, ExecutionRecord, ListQuery, NewExecution, Store, StoreError, StoredOperation};
+
+/// Settings of a [`CheckpointService`].
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Limits the engine is told to respect. `max_operation_payload` is also enforced
+    /// here (capped by the store's own limit).
+    pub limits: Limits,
+    /// The execution timeout when a start names none (seconds; AWS allows 1 to 31,622,400).
+    pub default_timeout_seconds: u64,
+    /// Days a finished execution is kept.
+    pub retention_days: u32,
+    /// Region used in ARNs.
+    pub region: String,
+    /// Account used in ARNs.
+    pub account: String,
+    /// Operations per page of invocation state.
+    pub state_page_items: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            limits: Limits {
+                max_operation_payload: 6 * 1024 * 1024,
+                max_context_result: 6 * 1024 * 1024,
+                max_invocation_result: usize::MAX,
+                max_batch_updates: 250,
+                max_batch_bytes: 750 * 1024,
+            },
+            default_timeout_seconds: 31_622_400,
+            retention_days: 14,
+            region: "local".to_owned(),
+            account: "000000000000".to_owned(),
+            state_page_items: 1000,
+        }
+    }
+}
+
+/// What the service can fail with.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// No such execution.
+    NotFound(String),
+    /// An execution with this name exists with a different input
+    /// (`DurableExecutionAlreadyStartedException`).
+    AlreadyStarted(String),
+    /// The checkpoint token is stale or malformed.
+    InvalidToken(String),
+    /// A request or update was invalid (`InvalidParameterValueException`).
+    InvalidParameter(ErrorObject),
+    /// The execution is not running any more.
+    NotRunning(String),
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceError::NotFound(m) => write!(f, "execution not found: {m}"),
+            ServiceError::AlreadyStarted(m) => write!(f, "{m}"),
+            ServiceError::InvalidToken(m) => write!(f, "invalid checkpoint token: {m}"),
+            ServiceError::InvalidParameter(e) => write!(f, "{e}"),
+            ServiceError::NotRunning(m) => write!(f, "execution is not running: {m}"),
+            ServiceError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServiceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServiceError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        ServiceError::Store(e)
+    }
+}
+
+impl ServiceError {
+    /// The AWS error code this maps to.
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            ServiceError::NotFound(_) => "ResourceNotFoundException",
+            ServiceError::AlreadyStarted(_) => "DurableExecutionAlreadyStartedException",
+            ServiceError::InvalidToken(_) | ServiceError::InvalidParameter(_) | ServiceError::NotRunning(_) => {
+                "InvalidParameterValueException"
+            }
+            ServiceError::Store(e) if e.is_retryable() => "TooManyRequestsException",
+            ServiceError::Store(_) => "ServiceException",
+        }
+    }
+
+    /// The error as the engine sees it.
+    pub fn into_checkpoint_error(self) -> CheckpointError {
+        match self {
+            ServiceError::InvalidToken(m) | ServiceError::NotRunning(m) | ServiceError::NotFound(m) => {
+                CheckpointError::InvalidToken(m)
+            }
+            ServiceError::InvalidParameter(e) => CheckpointError::Rejected(e),
+            ServiceError::AlreadyStarted(m) => {
+                CheckpointError::Rejected(ErrorObject::new("InvalidParameterValueException", m))
+            }
+            ServiceError::Store(StoreError::TooLarge(m)) => {
+                CheckpointError::Rejected(ErrorObject::new(crate::PAYLOAD_TOO_LARGE_ERROR_TYPE, m))
+            }
+            ServiceError::Store(e) => CheckpointError::Retryable(e.to_string()),
+        }
+    }
+}
+
+/// A request to start an execution.
+#[derive(Debug, Clone, Default)]
+pub struct StartExecution {
+    /// The function (handler name) to run.
+    pub function_name: String,
+    /// An optional name (1 to 64 of `[A-Za-z0-9_-]`) that makes the start idempotent: the
+    /// same name with the same input returns the existing execution.
+    pub name: Option<String>,
+    /// The input as JSON text.
+    pub input: Option<String>,
+    /// The execution timeout in seconds.
+    pub timeout_seconds: Option<u64>,
+}
+
+/// The result of a start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// The execution's ARN.
+    pub arn: String,
+    /// `false` when an execution with this name and input existed already.
+    pub created: bool,
+}
+
+/// How an invocation ended, as a runner reports it.
+#[derive(Debug, Clone)]
+pub enum InvocationEnd {
+    /// The function returned this output.
+    Output(DurableExecutionInvocationOutput),
+    /// The invocation died or must be retried: it is recorded with this error and the
+    /// execution is due again at `retry_at`.
+    Crashed {
+        /// The error recorded on `InvocationCompleted` (e.g. `Runtime.ExitError`).
+        error: ErrorObject,
+        /// When to invoke again.
+        retry_at: Timestamp,
+    },
+}
+
+/// Which history events to read.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    /// Include payloads (inputs, results, errors).
+    pub include_data: bool,
+    /// Continue after this marker.
+    pub marker: Option<String>,
+    /// At most this many (1 to 1000; default 1000).
+    pub max_items: Option<usize>,
+    /// Newest first.
+    pub reverse: bool,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<ExecState>>>;
+
+/// The self-hosted checkpoint service. See the [module documentation](self).
+pub struct CheckpointService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: ServiceConfig,
+    cache: Mutex<HashMap<String, Slot>>,
+}
+
+impl fmt::Debug for CheckpointService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckpointService").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+fn encode_token(arn: &str, invocation: u64, seq: u64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{invocation}:{seq}:{arn}"))
+}
+
+fn decode_token(token: &str) -> Option<(u64, u64, String)> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let mut parts = text.splitn(3, ':');
+    let invocation = parts.next()?.parse().ok()?;
+    let seq = parts.next()?.parse().ok()?;
+    Some((invocation, seq, parts.next()?.to_owned()))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The error recorded on `InvocationCompleted` when an invocation never reported back.
+pub const INVOCATION_LOST_ERROR_TYPE: &str = "Runtime.ExitError";
+
+impl CheckpointService {
+    /// A service over `store` with the wall clock and default settings.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        CheckpointService::with_config(store, Arc::new(SystemClock), ServiceConfig::default())
+    }
+
+    /// A service with a given clock and settings.
+    pub fn with_config(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut config: ServiceConfig) -> Self {
+        config.limits.max_operation_payload = config.limits.max_operation_payload.min(store.max_payload_bytes());
+        CheckpointService { store, clock, config, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// The ARN of a function.
+    pub fn function_arn(&self, function_name: &str) -> String {
+        format!("arn:aws:lambda:{}:{}:function:{function_name}", self.config.region, self.config.account)
+    }
+
+    fn slot(&self, arn: &str) -> Slot {
+        self.cache.lock().expect("cache lock").entry(arn.to_owned()).or_default().clone()
+    }
+
+    fn forget(&self, arn: &str) {
+        self.cache.lock().expect("cache lock").remove(arn);
+    }
+
+    async fn load(&self, arn: &str) -> Result<ExecState, ServiceError> {
+        let record = self.store.get_execution(arn).await?.ok_or_else(|| ServiceError::NotFound(arn.to_owned()))?;
+        Ok(ExecState::load(&*self.store, record).await?)
+    }
+
+    /// Starts an execution (or returns the existing one for an idempotent name).
+    pub async fn start_execution(&self, req: StartExecution) -> Result<Started, ServiceError> {
+        if !valid_name(&req.function_name) {
+            return Err(ServiceError::InvalidParameter(ErrorObject::new(
+                "InvalidParameterValueException",
+                format!("function name {:?} must be 1 to 64 characters of [A-Za-z0-9_-]", req.function_name),
+            )));
+        }
+        if let Some(name) = &req.name
+            && !valid_name(name)
+        {
+            return Err(ServiceError::InvalidParameter(ErrorObject::new(
+                "InvalidParameterValueException",
+                format!("execution name {name:?} must be 1 to 64 characters of [A-Za-z0-9_-]"),
+            )));
+        }
+        if let Some(input) = &req.input
+            && input.len() > self.config.limits.max_operation_payload
+        {
+            return Err(ServiceError::InvalidParameter(ErrorObject::new(
+                "InvalidParameterValueException",
+                format!(
+                    "the input is {} bytes; at most {} bytes are accepted",
+                    input.len(),
+                    self.config.limits.max_operation_payload
+                ),
+            )));
+        }
+        if let Some(name) = &req.name
+            && let Some(existing) = self.store.find_execution(&req.function_name, name).await?
+        {
+            return Self::same_start(&existing, &req);
+        }
+        let now = self.clock.now();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let name = req.name.clone().unwrap_or_else(|| id.clone());
+        let arn = format!("{}:$LATEST/durable-execution/{name}/{id}", self.function_arn(&req.function_name));
+        let timeout = req.timeout_seconds.unwrap_or(self.config.default_timeout_seconds).clamp(1, 31_622_400);
+        let mut record = ExecutionRecord {
+            arn: arn.clone(),
+            execution_id: id.clone(),
+            function_name: req.function_name.clone(),
+            name: name.clone(),
+            status: ExecutionStatus::Running,
+            input: req.input.clone(),
+            result: None,
+            error: None,
+            start: now,
+            end: None,
+            timeout_seconds: timeout,
+            retention_days: self.config.retention_days,
+            expires_at: None,
+            version: 1,
+            next_event_id: 1,
+            next_op_seq: 2,
+            invocation: 0,
+            invocation_started: None,
+            checkpoint_seq: 0,
+            wake_at: Some(now),
+        };
+        let mut exec_op = Operation::new(id, OperationType::Execution, OperationStatus::Started, now);
+        exec_op.name = Some(name);
+        exec_op.execution_details = Some(ExecutionDetails { input_payload: req.input.clone() });
+        let started = execution_started(&mut record, &exec_op, now);
+        let new = NewExecution {
+            record,
+            operations: vec![StoredOperation { seq: 1, operation: exec_op }],
+            events: vec![started],
+        };
+        match self.store.create_execution(new).await {
+            Ok(()) => Ok(Started { arn, created: true }),
+            Err(StoreError::AlreadyExists(m)) => {
+                // A concurrent start with the same name won the race.
+                let Some(name) = &req.name else { return Err(ServiceError::Store(StoreError::AlreadyExists(m))) };
+                let existing = self
+                    .store
+                    .find_execution(&req.function_name, name)
+                    .await?
+                    .ok_or(ServiceError::Store(StoreError::AlreadyExists(m)))?;
+                Self::same_start(&existing, &req)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn same_start(existing: &ExecutionRecord, req: &StartExecution) -> Result<Started, ServiceError> {
+        if existing.input == req.input {
+            Ok(Started { arn: existing.arn.clone(), created: false })
+        } else {
+            Err(ServiceError::AlreadyStarted(format!(
+                "an execution named {:?} of function {} already exists with a different input ({})",
+                existing.name, existing.function_name, existing.arn
+            )))
+        }
+    }
+
+    /// Commits `applied`-style changes to the store and, on success, to the cached state.
+    async fn commit(
+        &self,
+        state: &mut ExecState,
+        record: ExecutionRecord,
+        ops: Vec<StoredOperation>,
+        events: Vec<Event>,
+    ) -> Result<(), ServiceError> {
+        let commit = Commit { expected_version: state.record.version, record, operations: ops, events };
+        let Commit { record, operations, .. } = commit.clone();
+        self.store.commit(commit).await?;
+        state.record = record;
+        for op in operations {
+            state.put(op);
+        }
+        Ok(())
+    }
+
+    /// Fires the timers due at `now`: ends waits, readies steps whose retry delay passed,
+    /// times out the execution. Returns the ids of the operations it changed.
+    fn fire_timers(
+        &self,
+        state: &ExecState,
+        record: &mut ExecutionRecord,
+        now: Timestamp,
+        ops: &mut Vec<StoredOperation>,
+        events: &mut Vec<Event>,
+    ) {
+        for (_, id, kind) in state.due_timers(now) {
+            let Some(stored) = state.ops.get(&id) else { continue };
+            let mut op = stored.operation.clone();
+            match kind {
+                TimerKind::WaitEnds => {
+                    op.status = OperationStatus::Succeeded;
+                    op.end_timestamp = Some(now);
+                    let duration = op
+                        .wait_details
+                        .as_ref()
+                        .and_then(|d| d.scheduled_end_timestamp)
+                        .map(|end| ((end.as_millis() - op.start_timestamp.as_millis()) / 1000).max(0) as u64);
+                    let details = EventDetails { duration, ..EventDetails::default() };
+                    events.push(op_event(record, EventType::WaitSucceeded, now, &op, details));
+                }
+                TimerKind::RetryReady => op.status = OperationStatus::Ready,
+            }
+            ops.push(StoredOperation { seq: stored.seq, operation: op });
+        }
+    }
+
+    /// Begins an invocation: fires due timers, fences off any earlier invocation (recording
+    /// it as lost), and returns the invocation input.
+    pub async fn begin_invocation(&self, arn: &str) -> Result<DurableExecutionInvocationInput, ServiceError> {
+        let slot = self.slot(arn);
+        let mut guard = slot.lock().await;
+        for attempt in 0..3 {
+            if guard.is_none() {
+                *guard = Some(self.load(arn).await?);
+            }
+            let state = guard.as_mut().expect("loaded");
+            if state.record.status.is_terminal() {
+                return Err(ServiceError::NotRunning(format!("{arn} is {}", state.record.status)));
+            }
+            let now = self.clock.now();
+            let mut record = state.record.clone();
+            record.version += 1;
+            let mut ops = Vec::new();
+            let mut events = Vec::new();
+            if let Some(started) = record.invocation_started {
+                let details = EventDetails {
+                    start_timestamp: Some(started),
+                    end_timestamp: Some(now),
+                    request_id: Some(format!("invocation-{}", record.invocation)),
+                    ..EventDetails::with_error(Some(ErrorObject::new(
+                        INVOCATION_LOST_ERROR_TYPE,
+                        "the invocation ended without reporting an outcome (the process died or was stopped)",
+                    )))
+                };
+                events.push(invocation_completed(&mut record, now, details));
+            }
+            if now.as_millis() >= record.start.plus_seconds(record.timeout_seconds as i64).as_millis() {
+                self.time_out(state, record, events, now).await?;
+                return Err(ServiceError::NotRunning(format!("{arn} timed out")));
+            }
+            self.fire_timers(state, &mut record, now, &mut ops, &mut events);
+            let updated: Vec<String> =
+                ops.iter().map(|o| o.operation.id.clone()).chain(state.notify.drain(..)).collect();
+            record.invocation += 1;
+            record.invocation_started = Some(now);
+            record.checkpoint_seq = 0;
+            record.wake_at = None;
+            match self.commit(state, record, ops, events).await {
+                Ok(()) => {}
+                Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < 2 => {
+                    *guard = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            let state = guard.as_ref().expect("loaded");
+            let token = encode_token(arn, state.record.invocation, 0);
+            let initial = self.page(state, None);
+            return Ok(DurableExecutionInvocationInput {
+                durable_execution_arn: arn.to_owned(),
+                checkpoint_token: token,
+                initial_execution_state: initial,
+                updated_operation_ids: Some(updated),
+            });
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn time_out(
+        &self,
+        state: &mut ExecState,
+        mut record: ExecutionRecord,
+        mut events: Vec<Event>,
+        now: Timestamp,
+    ) -> Result<(), ServiceError> {
+        let error = ErrorObject::new(
+            "Execution.TimedOut",
+            format!("the execution exceeded its timeout of {} s", record.timeout_seconds),
+        );
+        let exec = state.execution_op().cloned();
+        let mut ops = Vec::new();
+        if let Some(mut exec) = exec {
+            exec.operation.status = OperationStatus::TimedOut;
+            exec.operation.end_timestamp = Some(now);
+            let e = op_event(
+                &mut record,
+                EventType::ExecutionTimedOut,
+                now,
+                &exec.operation,
+                EventDetails::with_error(Some(error.clone())),
+            );
+            events.push(e);
+            ops.push(exec);
+        }
+        self.finish_record(&mut record, ExecutionStatus::TimedOut, now);
+        record.error = Some(error);
+        self.commit(state, record, ops, events).await?;
+        self.forget(&state.record.arn);
+        Ok(())
+    }
+
+    fn finish_record(&self, record: &mut ExecutionRecord, status: ExecutionStatus, now: Timestamp) {
+        record.status = status;
+        record.end = Some(now);
+        record.expires_at = Some(now.plus_seconds(i64::from(record.retention_days) * 86_400));
+        record.wake_at = None;
+        record.invocation_started = None;
+    }
+
+    /// A page of operations in sequence order, starting after `marker`.
+    fn page(&self, state: &ExecState, marker: Option<u64>) -> ExecutionState {
+        let max_items = self.config.state_page_items.max(1);
+        let max_bytes = 5 * 1024 * 1024;
+        let mut operations = Vec::new();
+        let mut bytes = 0;
+        let mut last = None;
+        let range = match marker {
+            Some(m) => state.by_seq.range(m.saturating_add(1)..),
+            None => state.by_seq.range(..),
+        };
+        let mut more = false;
+        for (seq, id) in range {
+            let op = &state.ops[id].operation;
+            let size = op.approx_size();
+            if !operations.is_empty() && (operations.len() >= max_items || bytes + size > max_bytes) {
+                more = true;
+                break;
+            }
+            bytes += size;
+            operations.push(op.clone());
+            last = Some(*seq);
+        }
+        ExecutionState { operations, next_marker: if more { last.map(|s| s.to_string()) } else { None } }
+    }
+
+    fn check_token(state: &ExecState, arn: &str, token: &str, strict_seq: bool) -> Result<(), ServiceError> {
+        let (invocation, seq, token_arn) =
+            decode_token(token).ok_or_else(|| ServiceError::InvalidToken("the token is malformed".to_owned()))?;
+        if token_arn != arn {
+            return Err(ServiceError::InvalidToken("the token belongs to another execution".to_owned()));
+        }
+        if state.record.status.is_terminal() {
+            return Err(ServiceError::NotRunning(format!("{arn} is {}", state.record.status)));
+        }
+        if state.record.active_invocation() != Some(invocation) {
+            return Err(ServiceError::InvalidToken(format!(
+                "the token is for invocation {invocation}, which is no longer the execution's current invocation"
+            )));
+        }
+        if strict_seq && seq != state.record.checkpoint_seq {
+            return Err(ServiceError::InvalidToken(format!(
+                "the token was already used (sequence {seq}, expected {})",
+                state.record.checkpoint_seq
+            )));
+        }
+        Ok(())
+    }
+
+    /// Applies a checkpoint batch (`CheckpointDurableExecution`).
+    pub async fn checkpoint(
+        &self,
+        arn: &str,
+        token: &str,
+        updates: &[OperationUpdate],
+    ) -> Result<CheckpointDurableExecutionResponse, ServiceError> {
+        let slot = self.slot(arn);
+        let mut guard = slot.lock().await;
+        for attempt in 0..3 {
+            if guard.is_none() {
+                *guard = Some(self.load(arn).await?);
+            }
+            let state = guard.as_mut().expect("loaded");
+            Self::check_token(state, arn, token, true)?;
+            let now = self.clock.now();
+            let applied = apply_batch(state, updates, now, self.config.limits.max_operation_payload)
+                .map_err(ServiceError::InvalidParameter)?;
+            let mut record = applied.record;
+            record.checkpoint_seq += 1;
+            let changed: Vec<String> = applied.touched.iter().map(|o| o.operation.id.clone()).collect();
+            match self.commit(state, record, applied.touched, applied.events).await {
+                Ok(()) => {}
+                Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < 2 => {
+                    // Another writer (a callback, a stop) changed the execution: reload
+                    // and validate the batch again against what is there now.
+                    *guard = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            let mut ids = changed;
+            ids.extend(state.notify.drain(..));
+            ids.dedup();
+            let operations = ids.iter().filter_map(|id| state.ops.get(id)).map(|o| o.operation.clone()).collect();
+            return Ok(CheckpointDurableExecutionResponse {
+                checkpoint_token: Some(encode_token(arn, state.record.invocation, state.record.checkpoint_seq)),
+                new_execution_state: ExecutionState { operations, next_marker: None },
+            });
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Pages the execution state (`GetDurableExecutionState`).
+    pub async fn get_state(
+        &self,
+        arn: &str,
+        token: &str,
+        marker: Option<&str>,
+    ) -> Result<ExecutionState, ServiceError> {
+        let slot = self.slot(arn);
+        let mut guard = slot.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.load(arn).await?);
+        }
+        let state = guard.as_ref().expect("loaded");
+        Self::check_token(state, arn, token, false)?;
+        let marker = match marker.filter(|m| !m.is_empty()) {
+            Some(m) => Some(m.parse::<u64>().map_err(|_| {
+                ServiceError::InvalidParameter(ErrorObject::new(
+                    "InvalidParameterValueException",
+                    format!("bad marker {m:?}"),
+                ))
+            })?),
+            None => None,
+        };
+        Ok(self.page(state, marker))
+    }
+
+    /// Records how an invocation ended and, for a final output, ends the execution.
+    pub async fn end_invocation(
+        &self,
+        arn: &str,
+        token: &str,
+        end: InvocationEnd,
+    ) -> Result<ExecutionRecord, ServiceError> {
+        let slot = self.slot(arn);
+        let mut guard = slot.lock().await;
+        for attempt in 0..3 {
+            if guard.is_none() {
+                *guard = Some(self.load(arn).await?);
+            }
+            let state = guard.as_mut().expect("loaded");
+            Self::check_token(state, arn, token, false)?;
+            let now = self.clock.now();
+            let mut record = state.record.clone();
+            record.version += 1;
+            let started = record.invocation_started.unwrap_or(now);
+            let mut details = EventDetails {
+                start_timestamp: Some(started),
+                end_timestamp: Some(now),
+                request_id: Some(format!("invocation-{}", record.invocation)),
+                ..EventDetails::default()
+            };
+            if let InvocationEnd::Crashed { error, .. } = &end {
+                details.error = EventDetails::with_error(Some(error.clone())).error;
+            }
+            let mut events = vec![invocation_completed(&mut record, now, details)];
+            let mut ops = Vec::new();
+            record.invocation_started = None;
+            let mut finished = false;
+            match &end {
+                InvocationEnd::Crashed { retry_at, .. } => record.wake_at = Some(*retry_at),
+                InvocationEnd::Output(out) => match out.status {
+                    InvocationStatus::Pending => {
+                        if state.has_pending_work() {
+                            record.wake_at = state
+                                .next_timer()
+                                .map(|t| t.max(now))
+                                .or(Some(now).filter(|_| !state.ready.is_empty()));
+                        } else {
+                            let error = ErrorObject::new(
+                                "InvalidInvocationOutput",
+                                "the invocation returned PENDING, but the execution waits on nothing",
+                            );
+                            self.close(state, &mut record, &mut ops, &mut events, Err(error), now);
+                            finished = true;
+                        }
+                    }
+                    InvocationStatus::Succeeded => {
+                        let result = match out.result.as_deref() {
+                            Some("") | None => record.result.clone(),
+                            Some(r) => Some(r.to_owned()),
+                        };
+                        self.close(state, &mut record, &mut ops, &mut events, Ok(result), now);
+                        finished = true;
+                    }
+                    InvocationStatus::Failed => {
+                        let error = out.error.clone().or_else(|| record.error.clone()).unwrap_or_default();
+                        self.close(state, &mut record, &mut ops, &mut events, Err(error), now);
+                        finished = true;
+                    }
+                },
+            }
+            match self.commit(state, record, ops, events).await {
+                Ok(()) => {}
+                Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < 2 => {
+                    *guard = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            let record = state.record.clone();
+            if finished {
+                drop(guard);
+                self.forget(arn);
+            }
+            return Ok(record);
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Ends the execution with a result or an error.
+    fn close(
+        &self,
+        state: &ExecState,
+        record: &mut ExecutionRecord,
+        ops: &mut Vec<StoredOperation>,
+        events: &mut Vec<Event>,
+        outcome: Result<Option<String>, ErrorObject>,
+        now: Timestamp,
+    ) {
+        let mut exec = state.execution_op().cloned();
+        let (status, op_status, event) = match &outcome {
+            Ok(result) => (
+                ExecutionStatus::Succeeded,
+                OperationStatus::Succeeded,
+                (EventType::ExecutionSucceeded, EventDetails::with_result(result.clone())),
+            ),
+            Err(error) => (
+                ExecutionStatus::Failed,
+                OperationStatus::Failed,
+                (EventType::ExecutionFailed, EventDetails::with_error(Some(error.clone()))),
+            ),
+        };
+        match outcome {
+            Ok(result) => {
+                record.result = result;
+                record.error = None;
+            }
+            Err(error) => {
+                record.error = Some(error);
+                record.result = None;
+            }
+        }
+        if let Some(exec) = &mut exec {
+            exec.operation.status = op_status;
+            exec.operation.end_timestamp = Some(now);
+            let mut e = op_event(record, event.0, now, &exec.operation, event.1);
+            e.name = Some(record.name.clone());
+            events.push(e);
+        }
+        ops.extend(exec);
+        self.finish_record(record, status, now);
+    }
+
+    /// Stops a running execution (`StopDurableExecution`).
+    pub async fn stop_execution(&self, arn: &str, error: Option<ErrorObject>) -> Result<Timestamp, ServiceError> {
+        let slot = self.slot(arn);
+        let mut guard = slot.lock().await;
+        for attempt in 0..3 {
+            if guard.is_none() {
+                *guard = Some(self.load(arn).await?);
+            }
+            let state = guard.as_mut().expect("loaded");
+            if state.record.status.is_terminal() {
+                return Err(ServiceError::NotRunning(format!("{arn} is {}", state.record.status)));
+            }
+            let now = self.clock.now();
+            let mut record = state.record.clone();
+            record.version += 1;
+            let error =
+                error.clone().unwrap_or_else(|| ErrorObject::new("Execution.Stopped", "the execution was stopped"));
+            let mut ops = Vec::new();
+            let mut events = Vec::new();
+            if let Some(mut exec) = state.execution_op().cloned() {
+                exec.operation.status = OperationStatus::Stopped;
+                exec.operation.end_timestamp = Some(now);
+                let mut e = op_event(
+                    &mut record,
+                    EventType::ExecutionStopped,
+                    now,
+                    &exec.operation,
+                    EventDetails::with_error(Some(error.clone())),
+                );
+                e.name = Some(record.name.clone());
+                events.push(e);
+                ops.push(exec);
+            }
+            self.finish_record(&mut record, ExecutionStatus::Stopped, now);
+            record.error = Some(error);
+            match self.commit(state, record, ops, events).await {
+                Ok(()) => {}
+                Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < 2 => {
+                    *guard = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            drop(guard);
+            self.forget(arn);
+            return Ok(now);
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// The execution (`GetDurableExecution`).
+    pub async fn get_execution(&self, arn: &str) -> Result<GetDurableExecutionResponse, ServiceError> {
+        let r = self.store.get_execution(arn).await?.ok_or_else(|| ServiceError::NotFound(arn.to_owned()))?;
+        Ok(self.describe(&r))
+    }
+
+    /// The record of an execution.
+    pub async fn get_record(&self, arn: &str) -> Result<ExecutionRecord, ServiceError> {
+        self.store.get_execution(arn).await?.ok_or_else(|| ServiceError::NotFound(arn.to_owned()))
+    }
+
+    fn describe(&self, r: &ExecutionRecord) -> GetDurableExecutionResponse {
+        GetDurableExecutionResponse {
+            durable_execution_arn: r.arn.clone(),
+            durable_execution_name: r.name.clone(),
+            function_arn: self.function_arn(&r.function_name),
+            input_payload: r.input.clone(),
+            result: if r.status == ExecutionStatus::Succeeded { r.result.clone() } else { None },
+            error: if r.status.is_terminal() { r.error.clone() } else { None },
+            start_timestamp: r.start,
+            status: r.status,
+            end_timestamp: r.end,
+            version: Some("$LATEST".to_owned()),
+        }
+    }
+
+    /// The history (`GetDurableExecutionHistory`), one page.
+    pub async fn history(
+        &self,
+        arn: &str,
+        q: &HistoryQuery,
+    ) -> Result<GetDurableExecutionHistoryResponse, ServiceError> {
+        if self.store.get_execution(arn).await?.is_none() {
+            return Err(ServiceError::NotFound(arn.to_owned()));
+        }
+        let limit = q.max_items.unwrap_or(1000).clamp(1, 1000);
+        let after = match q.marker.as_deref().filter(|m| !m.is_empty()) {
+            Some(m) => m.parse::<u64>().map_err(|_| {
+                ServiceError::InvalidParameter(ErrorObject::new(
+                    "InvalidParameterValueException",
+                    format!("bad marker {m:?}"),
+                ))
+            })?,
+            None => 0,
+        };
+        let mut events = self.store.read_events(arn, after, limit + 1, q.reverse).await?;
+        let more = events.len() > limit;
+        events.truncate(limit);
+        if !q.include_data {
+            for e in &mut events {
+                e.details.strip_data();
+            }
+        }
+        let next_marker = if more { events.last().map(|e| e.event_id.to_string()) } else { None };
+        Ok(GetDurableExecutionHistoryResponse { events, next_marker })
+    }
+
+    /// The whole history, every page.
+    pub async fn full_history(&self, arn: &str) -> Result<Vec<Event>, ServiceError> {
+        let mut all = Vec::new();
+        let mut q = HistoryQuery { include_data: true, ..HistoryQuery::default() };
+        loop {
+            let page = self.history(arn, &q).await?;
+            all.extend(page.events);
+            match page.next_marker {
+                Some(m) => q.marker = Some(m),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Every operation of an execution, in creation order.
+    pub async fn operations(&self, arn: &str) -> Result<Vec<Operation>, ServiceError> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.read_operations(arn, after, 1000).await?;
+            let Some(last) = page.last() else { return Ok(out) };
+            after = Some(last.seq);
+            out.extend(page.into_iter().map(|o| o.operation));
+        }
+    }
+
+    /// Executions of a function (`ListDurableExecutionsByFunction`), one page.
+    pub async fn list_executions(&self, query: &ListQuery) -> Result<ListDurableExecutionsResponse, ServiceError> {
+        let limit = if query.limit == 0 { 1000 } else { query.limit.min(1000) };
+        let mut q = query.clone();
+        q.limit = limit + 1;
+        let mut records = self.store.list_executions(&q).await?;
+        let more = records.len() > limit;
+        records.truncate(limit);
+        let next_marker = if more { records.last().map(|r| r.arn.clone()) } else { None };
+        Ok(ListDurableExecutionsResponse {
+            durable_executions: records
+                .iter()
+                .map(|r| DurableExecutionSummary {
+                    durable_execution_arn: r.arn.clone(),
+                    durable_execution_name: r.name.clone(),
+                    function_arn: self.function_arn(&r.function_name),
+                    status: r.status,
+                    start_timestamp: r.start,
+                    end_timestamp: r.end,
+                })
+                .collect(),
+            next_marker,
+        })
+    }
+
+    /// Executions due for an invocation now.
+    pub async fn due_executions(&self, limit: usize) -> Result<Vec<String>, ServiceError> {
+        Ok(self.store.due_executions(self.clock.now(), limit).await?.into_iter().map(|d| d.arn).collect())
+    }
+
+    /// A [`Checkpointer`] that sends the engine's checkpoints to this service.
+    pub fn checkpointer(self: &Arc<Self>) -> Rc<dyn Checkpointer> {
+        Rc::new(ServiceCheckpointer { service: self.clone() })
+    }
+}
+
+fn invocation_completed(record: &mut ExecutionRecord, now: Timestamp, details: EventDetails) -> Event {
+    let e = Event {
+        event_type: EventType::InvocationCompleted,
+        event_id: record.next_event_id,
+        event_timestamp: now,
+        id: None,
+        name: None,
+        parent_id: None,
+        sub_type: None,
+        details,
+    };
+    record.next_event_id += 1;
+    e
+}
+
+/// The engine's view of a [`CheckpointService`] in the same process.
+pub struct ServiceCheckpointer {
+    service: Arc<CheckpointService>,
+}
+
+#[async_trait(?Send)]
+impl Checkpointer for ServiceCheckpointer {
+    async fn checkpoint(
+        &self,
+        arn: &str,
+        token: &str,
+        updates: Vec<OperationUpdate>,
+    ) -> Result<CheckpointDurableExecutionResponse, CheckpointError> {
+        self.service.checkpoint(arn, token, &updates).await.map_err(ServiceError::into_checkpoint_error)
+    }
+
+    async fn get_state(&self, arn: &str, token: &str, marker: &str) -> Result<ExecutionState, CheckpointError> {
+        self.service.get_state(arn, token, Some(marker)).await.map_err(ServiceError::into_checkpoint_error)
+    }
+
+    fn limits(&self) -> Limits {
+        self.service.config.limits
+    }
+}
+
+#[cfg(test)]
+mod tests;
