@@ -13,6 +13,8 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(feature = "embedded")]
+pub mod embedded;
 mod memory;
 
 use std::fmt;
@@ -21,6 +23,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "embedded")]
+pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 
 use crate::model::{ErrorObject, Event, ExecutionStatus, Operation, Timestamp};
