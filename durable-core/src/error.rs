@@ -177,8 +177,47 @@ impl PartialEq for Error {
     }
 }
 
+/// A [`std::error::Error`] carrying a durable [`Error`], so it converts into
+/// `Box<dyn std::error::Error>` (for `main`, `?` in tests, other error libraries).
+struct StdErrorBox(Error);
+
+impl fmt::Debug for StdErrorBox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for StdErrorBox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for StdErrorBox {}
+
+impl From<Error> for Box<dyn std::error::Error + Send + Sync + 'static> {
+    fn from(e: Error) -> Self {
+        Box::new(StdErrorBox(e))
+    }
+}
+
+impl From<Error> for Box<dyn std::error::Error + 'static> {
+    fn from(e: Error) -> Self {
+        Box::new(StdErrorBox(e))
+    }
+}
+
 /// `Result<T, durable::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error type recorded for a step result larger than the store accepts.
+pub const PAYLOAD_TOO_LARGE_ERROR_TYPE: &str = "PayloadTooLargeError";
+
+/// The error type given to the retry strategy when an at-most-once step was interrupted.
+pub const STEP_INTERRUPTED_ERROR_TYPE: &str = "StepInterruptedError";
+
+/// The error type of invalid arguments.
+pub const VALIDATION_ERROR_TYPE: &str = "ValidationError";
 
 #[cfg(test)]
 mod tests {
@@ -205,12 +244,3 @@ mod tests {
         assert_eq!(e.data(), Some("{\"x\":1}"));
     }
 }
-
-/// The error type recorded for a step result larger than the store accepts.
-pub const PAYLOAD_TOO_LARGE_ERROR_TYPE: &str = "PayloadTooLargeError";
-
-/// The error type given to the retry strategy when an at-most-once step was interrupted.
-pub const STEP_INTERRUPTED_ERROR_TYPE: &str = "StepInterruptedError";
-
-/// The error type of invalid arguments.
-pub const VALIDATION_ERROR_TYPE: &str = "ValidationError";

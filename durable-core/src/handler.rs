@@ -26,8 +26,14 @@ pub struct FnHandler<F, I, O, E> {
 
 /// Wraps an async function taking the context and a deserialisable input.
 ///
-/// ```ignore
-/// let h = durable::handler(checkout); // async fn checkout(ctx: DurableContext, order: Order) -> Result<Receipt, Error>
+/// ```
+/// use durable_core::{DurableContext, Error, Handler, handler};
+///
+/// async fn checkout(ctx: DurableContext, order_id: u64) -> Result<String, Error> {
+///     ctx.step("charge", async |_| Ok::<_, Error>(format!("paid {order_id}"))).await
+/// }
+///
+/// let h: Box<dyn Handler> = Box::new(handler(checkout));
 /// ```
 pub fn handler<F, Fut, I, O, E>(f: F) -> FnHandler<F, I, O, E>
 where

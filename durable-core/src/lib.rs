@@ -8,6 +8,7 @@
 
 // Lets `#[durable]` (whose output names `::durable::__private`) be used inside this
 // crate's own tests and doctests.
+#[allow(unused_extern_crates)]
 extern crate self as durable;
 
 pub mod checkpoint;

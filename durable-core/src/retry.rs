@@ -113,7 +113,7 @@ impl Backoff {
         Backoff {
             max_attempts: 3,
             initial_delay: Duration::from_secs(5),
-            max_delay: Duration::from_secs(300),
+            max_delay: Duration::from_mins(5),
             growth: Growth::Exponential { rate: 2.0 },
             jitter: Jitter::Full,
             message_patterns: None,
@@ -247,7 +247,7 @@ pub mod presets {
         Backoff::exponential()
             .max_attempts(6)
             .initial_delay(Duration::from_secs(5))
-            .max_delay(Duration::from_secs(60))
+            .max_delay(Duration::from_mins(1))
             .backoff_rate(2.0)
             .jitter(Jitter::Full)
     }
@@ -262,7 +262,7 @@ pub mod presets {
         Backoff::linear(Duration::from_secs(1))
             .max_attempts(6)
             .initial_delay(Duration::from_secs(1))
-            .max_delay(Duration::from_secs(300))
+            .max_delay(Duration::from_mins(5))
     }
 
     /// Quick retries for transient errors: 3 attempts, 5 s initial, 5 min max, ×2, half jitter.
@@ -275,7 +275,7 @@ pub mod presets {
         Backoff::exponential()
             .max_attempts(5)
             .initial_delay(Duration::from_secs(5))
-            .max_delay(Duration::from_secs(300))
+            .max_delay(Duration::from_mins(5))
             .backoff_rate(2.0)
     }
 
@@ -284,7 +284,7 @@ pub mod presets {
         Backoff::exponential()
             .max_attempts(10)
             .initial_delay(Duration::from_secs(1))
-            .max_delay(Duration::from_secs(60))
+            .max_delay(Duration::from_mins(1))
             .backoff_rate(1.5)
             .jitter(Jitter::None)
     }

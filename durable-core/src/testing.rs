@@ -8,7 +8,7 @@
 //!
 //! async fn greet(ctx: DurableContext, name: String) -> Result<String, Error> {
 //!     let greeting = ctx.step("greet", async |_| Ok::<_, Error>(format!("hello {name}"))).await?;
-//!     ctx.wait("nap", Duration::from_secs(3600)).await?;
+//!     ctx.wait("nap", Duration::from_hours(1)).await?;
 //!     Ok(greeting)
 //! }
 //!
@@ -216,16 +216,13 @@ impl TestExecution {
         self.record.status
     }
 
-    /// The result, deserialised; an error if the execution did not succeed.
-    pub fn result<T: DeserializeOwned>(&self) -> Result<T, ErrorObject> {
+    /// The result, deserialised; the execution's error if it did not succeed.
+    pub fn result<T: DeserializeOwned>(&self) -> Result<T, Error> {
         match self.record.status {
             ExecutionStatus::Succeeded => serde_json::from_str(self.record.result.as_deref().unwrap_or("null"))
-                .map_err(|e| ErrorObject::new("TestResultType", format!("the result does not deserialise: {e}"))),
-            _ => Err(self
-                .record
-                .error
-                .clone()
-                .unwrap_or_else(|| ErrorObject::new("NotFinished", "the execution is running"))),
+                .map_err(|e| Error::new("TestResultType", format!("the result does not deserialise: {e}"))),
+            ExecutionStatus::Running => Err(Error::new("NotFinished", "the execution is still running")),
+            _ => Err(Error::from(self.record.error.clone().unwrap_or_default())),
         }
     }
 

@@ -40,9 +40,9 @@ async fn log_lines_are_not_repeated_on_replay() {
                 Ok::<_, Error>(3)
             })
             .await?;
-        ctx.wait("cool-off", Duration::from_secs(60)).await?;
+        ctx.wait("cool-off", Duration::from_mins(1)).await?;
         durable_core::warn!(ctx, "after the wait, n = {n}");
-        ctx.wait("again", Duration::from_secs(60)).await?;
+        ctx.wait("again", Duration::from_mins(1)).await?;
         durable_core::info!(ctx, "done");
         Ok::<_, Error>(n)
     };

@@ -1,6 +1,9 @@
 //! The model against AWS's documents: the samples of REFERENCE-AWS.md (sections 2 and 3)
 //! parse, and re-emit with the same field names and values.
 
+// Timestamps are written as AWS writes them, without digit separators.
+#![allow(clippy::unreadable_literal)]
+
 use durable_core::model::*;
 use serde_json::{Value, json};
 

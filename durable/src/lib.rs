@@ -1,3 +1,40 @@
-//! durable: placeholder facade.
+//! # durable: durable functions for Rust
+//!
+//! Write an ordinary `async fn`, put [`#[durable]`](durable) on it, and call durable
+//! operations on its [`DurableContext`]: [`step`](DurableContext::step),
+//! [`wait`](DurableContext::wait), [`run_in_child_context`](DurableContext::run_in_child_context),
+//! [`now`](DurableContext::now), [`random`](DurableContext::random),
+//! [`uuid`](DurableContext::uuid). Each operation's outcome is checkpointed. When the
+//! process dies, times out, or suspends to wait an hour, the function is invoked again,
+//! replays from the top with the recorded results instead of re-running finished work, and
+//! goes on.
+//!
+//! The execution model is AWS Lambda durable functions', field for field: the same
+//! operations, statuses, updates and history events ([`model`]).
+//!
+//! This crate is the one to depend on: it re-exports the engine (`durable-core`) and the
+//! runners (`durable-runtime`).
+
 #![forbid(unsafe_code)]
-pub use durable_core::*;
+
+pub use durable_core::{
+    ChildContext, DurableContext, Error, ErrorKind, FnHandler, Handler, Name, Now, Random, Result, Step, StepContext,
+    StepSemantics, Uuid, Wait, checkpoint, clock, durable, engine, handler, id, model, retry, serdes, service, store,
+    testing,
+};
+pub use durable_core::{debug, error, info, log, trace, warn};
+pub use durable_runtime::{LocalRunner, LocalRunnerBuilder, RunnerError, local};
+
+#[doc(hidden)]
+pub use durable_core::__private;
+
+/// The names most durable code needs: `use durable::prelude::*;`.
+pub mod prelude {
+    pub use crate::retry::{Backoff, Jitter, presets};
+    pub use crate::{DurableContext, Error, LocalRunner, Result, StepContext, StepSemantics, durable, handler};
+}
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,1 +1,2 @@
-//! Integration tests of durable (placeholder).
+//! Workspace-level integration tests of durable. The tests live in `tests/`; the programs
+//! they drive as child processes live in `src/bin/`.

@@ -11,6 +11,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::step::fit_error;
+/// Ties a builder to the lifetime of its closure and to the closure's error type.
+type Marker<'a, E> = PhantomData<(&'a (), fn() -> E)>;
+
 use super::{DurableContext, Name, OpIdent};
 use crate::engine::{Expect, park};
 use crate::error::{Error, ErrorKind};
@@ -22,7 +25,7 @@ use crate::serdes::{Json, Serdes};
 pub struct ChildContext<'a, T, E, F> {
     parts: Parts<T>,
     f: F,
-    _marker: PhantomData<(&'a (), fn() -> E)>,
+    _marker: Marker<'a, E>,
 }
 
 struct Parts<T> {

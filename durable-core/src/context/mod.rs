@@ -90,23 +90,20 @@ impl DurableContext {
     /// Assigns the id of a new operation started from this handle.
     pub(crate) fn next_op(&self) -> OpIdent {
         let parent = self.scope.parent_id.as_deref();
-        match self.site {
-            Some(site) => {
-                let key = self.engine.site_key(site);
-                let occurrence = {
-                    let mut occ = self.scope.occurrences.borrow_mut();
-                    let n = occ.entry(key.clone()).or_insert(0);
-                    let this = *n;
-                    *n += 1;
-                    this
-                };
-                OpIdent { id: id::operation_id(parent, &key, occurrence), site: CallSite::Site(site) }
-            }
-            None => {
-                let n = self.scope.positional.get() + 1;
-                self.scope.positional.set(n);
-                OpIdent { id: id::operation_id(parent, &id::positional_key(n), 0), site: CallSite::Positional(n) }
-            }
+        if let Some(site) = self.site {
+            let key = self.engine.site_key(site);
+            let occurrence = {
+                let mut occ = self.scope.occurrences.borrow_mut();
+                let n = occ.entry(key.clone()).or_insert(0);
+                let this = *n;
+                *n += 1;
+                this
+            };
+            OpIdent { id: id::operation_id(parent, &key, occurrence), site: CallSite::Site(site) }
+        } else {
+            let n = self.scope.positional.get() + 1;
+            self.scope.positional.set(n);
+            OpIdent { id: id::operation_id(parent, &id::positional_key(n), 0), site: CallSite::Positional(n) }
         }
     }
 
@@ -151,10 +148,6 @@ impl Name {
     /// The name, if any.
     pub fn as_deref(&self) -> Option<&str> {
         self.0.as_deref()
-    }
-
-    pub(crate) fn into_inner(self) -> Option<String> {
-        self.0
     }
 
     /// Checks the protocol's rule (1 to 256 printable ASCII characters).

@@ -12,6 +12,9 @@ use futures::future::LocalBoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// Ties a builder to the lifetime of its closure and to the closure's error type.
+type Marker<'a, E> = PhantomData<(&'a (), fn() -> E)>;
+
 use super::{DurableContext, Name, OpIdent};
 use crate::engine::{Expect, PANIC_ERROR_TYPE, panic_message, park};
 use crate::error::{Error, ErrorKind, PAYLOAD_TOO_LARGE_ERROR_TYPE, SERDES_ERROR_TYPE, STEP_INTERRUPTED_ERROR_TYPE};
@@ -87,7 +90,7 @@ pub struct Step<'a, T, E, F> {
     semantics: StepSemantics,
     serdes: Arc<dyn Serdes<T>>,
     sub_type: Cow<'static, str>,
-    _marker: PhantomData<(&'a (), fn() -> E)>,
+    _marker: Marker<'a, E>,
 }
 
 impl DurableContext {
@@ -100,11 +103,20 @@ impl DurableContext {
     /// The step's value is round-tripped through its codec before it is returned, so the
     /// first run returns exactly what a replay will.
     ///
-    /// ```ignore
-    /// let receipt = ctx.step("charge", async |_| charge(&card, amount).await)
-    ///     .retry(durable::retry::presets::critical())
-    ///     .at_most_once()
-    ///     .await?;
+    /// ```
+    /// use durable_core::{DurableContext, Error, retry::presets};
+    ///
+    /// async fn charge(card: &str, cents: u64) -> Result<String, Error> {
+    ///     Ok(format!("charged {cents} to {card}"))
+    /// }
+    ///
+    /// async fn pay(ctx: DurableContext, cents: u64) -> Result<String, Error> {
+    ///     let card = "4242".to_owned();
+    ///     ctx.step("charge", async |_| charge(&card, cents).await)
+    ///         .retry(presets::critical())
+    ///         .at_most_once()
+    ///         .await
+    /// }
     /// ```
     pub fn step<'a, T, E, F>(&self, name: impl Into<Name>, f: F) -> Step<'a, T, E, F>
     where

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 pub(crate) use driver::panic_message;
 pub use driver::{InvocationOutcome, PANIC_ERROR_TYPE, run_invocation, run_invocation_with};
@@ -25,7 +25,7 @@ pub(crate) use queue::Queue;
 
 use crate::checkpoint::{CheckpointError, Checkpointer, Limits};
 use crate::id::Site;
-use crate::model::{ErrorObject, Operation, OperationType, OperationUpdate};
+use crate::model::{ErrorObject, Operation, OperationType, OperationUpdate, SubType};
 
 /// The error type recorded when replay finds a different operation than the code calls.
 pub const NON_DETERMINISTIC_ERROR_TYPE: &str = "NonDeterministicExecutionError";
@@ -97,11 +97,6 @@ impl Engine {
         self.site_keys.borrow_mut().entry(addr).or_insert_with(|| Rc::from(site.key())).clone()
     }
 
-    /// The current record of an operation.
-    pub(crate) fn operation(&self, id: &str) -> Option<Operation> {
-        self.ops.borrow().get(id).cloned()
-    }
-
     /// Runs `f` on the current record of an operation without cloning it.
     pub(crate) fn with_operation<R>(&self, id: &str, f: impl FnOnce(Option<&Operation>) -> R) -> R {
         f(self.ops.borrow().get(id))
@@ -142,7 +137,7 @@ impl Engine {
         }
         let ops = self.ops.borrow();
         let Some(op) = ops.get(id) else { return Ok(None) };
-        let rec_sub = op.sub_type.as_ref().map(|s| s.as_str());
+        let rec_sub = op.sub_type.as_ref().map(SubType::as_str);
         let mismatch = op.op_type != expect.op_type
             || rec_sub != Some(expect.sub_type)
             || op.name.as_deref() != expect.name
@@ -188,12 +183,6 @@ impl Engine {
     /// Queues an update and returns a future that resolves once it is acknowledged.
     pub(crate) fn enqueue_sync(self: &Rc<Self>, update: OperationUpdate) -> Acked {
         let target = self.queue.borrow_mut().push(update);
-        Acked { engine: self.clone(), target }
-    }
-
-    /// A future that resolves once everything queued so far is acknowledged.
-    pub(crate) fn flush(self: &Rc<Self>) -> Acked {
-        let target = self.queue.borrow().enqueued();
         Acked { engine: self.clone(), target }
     }
 
@@ -288,9 +277,4 @@ impl Drop for Blocked {
 /// Parks forever: used after the invocation was aborted.
 pub(crate) async fn park<T>() -> T {
     std::future::pending().await
-}
-
-#[allow(dead_code)]
-pub(crate) fn noop_waker() -> Waker {
-    Waker::noop().clone()
 }

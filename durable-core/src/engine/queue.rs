@@ -43,10 +43,6 @@ impl Queue {
         self.enqueued
     }
 
-    pub(crate) fn enqueued(&self) -> u64 {
-        self.enqueued
-    }
-
     pub(crate) fn acked(&self) -> u64 {
         self.acked
     }
@@ -61,10 +57,6 @@ impl Queue {
 
     pub(crate) fn has_pending(&self) -> bool {
         !self.pending.is_empty()
-    }
-
-    pub(crate) fn in_flight(&self) -> bool {
-        self.in_flight > 0
     }
 
     pub(crate) fn wait_for(&mut self, target: u64, waker: Waker) {

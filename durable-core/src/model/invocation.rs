@@ -55,7 +55,7 @@ pub enum InvocationStatus {
 
 impl fmt::Display for InvocationStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             InvocationStatus::Succeeded => "SUCCEEDED",
             InvocationStatus::Failed => "FAILED",
             InvocationStatus::Pending => "PENDING",
@@ -181,7 +181,7 @@ impl ExecutionStatus {
 
 impl fmt::Display for ExecutionStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

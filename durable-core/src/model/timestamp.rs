@@ -50,6 +50,7 @@ impl Timestamp {
 
     /// Parses an RFC 3339 / ISO-8601 UTC timestamp such as `2026-11-26T10:00:00.123Z`
     /// (an offset `+hh:mm` is honoured).
+    #[allow(clippy::many_single_char_names)]
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
         let b = s.as_bytes();
         if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b't' && b[10] != b' ') {
@@ -143,6 +144,7 @@ impl Serialize for Timestamp {
 const MILLIS_THRESHOLD: i64 = 100_000_000_000;
 
 impl<'de> Deserialize<'de> for Timestamp {
+    #[allow(clippy::items_after_statements)]
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         if !d.is_human_readable() {

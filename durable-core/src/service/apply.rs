@@ -157,13 +157,12 @@ pub(crate) fn apply_batch(
 
         let (next, event) = transition(u, existing.as_ref().map(|s| &s.operation), now, &mut record)
             .map_err(|m| invalid(format!("{}: {m}", where_())))?;
-        let seq = match &existing {
-            Some(ex) => ex.seq,
-            None => {
-                let s = record.next_op_seq;
-                record.next_op_seq += 1;
-                s
-            }
+        let seq = if let Some(ex) = &existing {
+            ex.seq
+        } else {
+            let s = record.next_op_seq;
+            record.next_op_seq += 1;
+            s
         };
         if let Some((t, details)) = event {
             events.push(op_event(&mut record, t, now, &next, details));

@@ -397,7 +397,6 @@ impl CheckpointService {
     /// Fires the timers due at `now`: ends waits, readies steps whose retry delay passed,
     /// times out the execution. Returns the ids of the operations it changed.
     fn fire_timers(
-        &self,
         state: &ExecState,
         record: &mut ExecutionRecord,
         now: Timestamp,
@@ -459,7 +458,7 @@ impl CheckpointService {
                 self.time_out(state, record, events, now).await?;
                 return Err(ServiceError::NotRunning(format!("{arn} timed out")));
             }
-            self.fire_timers(state, &mut record, now, &mut ops, &mut events);
+            Self::fire_timers(state, &mut record, now, &mut ops, &mut events);
             let updated: Vec<String> =
                 ops.iter().map(|o| o.operation.id.clone()).chain(state.notify.drain(..)).collect();
             record.invocation += 1;
@@ -513,14 +512,14 @@ impl CheckpointService {
             events.push(e);
             ops.push(exec);
         }
-        self.finish_record(&mut record, ExecutionStatus::TimedOut, now);
+        Self::finish_record(&mut record, ExecutionStatus::TimedOut, now);
         record.error = Some(error);
         self.commit(state, record, ops, events).await?;
         self.forget(&state.record.arn);
         Ok(())
     }
 
-    fn finish_record(&self, record: &mut ExecutionRecord, status: ExecutionStatus, now: Timestamp) {
+    fn finish_record(record: &mut ExecutionRecord, status: ExecutionStatus, now: Timestamp) {
         record.status = status;
         record.end = Some(now);
         record.expires_at = Some(now.plus_seconds(i64::from(record.retention_days) * 86_400));
@@ -609,7 +608,7 @@ impl CheckpointService {
                 Err(e) => return Err(e),
             }
             let mut ids = changed;
-            ids.extend(state.notify.drain(..));
+            ids.append(&mut state.notify);
             ids.dedup();
             let operations = ids.iter().filter_map(|id| state.ops.get(id)).map(|o| o.operation.clone()).collect();
             return Ok(CheckpointDurableExecutionResponse {
@@ -692,7 +691,7 @@ impl CheckpointService {
                                 "InvalidInvocationOutput",
                                 "the invocation returned PENDING, but the execution waits on nothing",
                             );
-                            self.close(state, &mut record, &mut ops, &mut events, Err(error), now);
+                            Self::close(state, &mut record, &mut ops, &mut events, Err(error), now);
                             finished = true;
                         }
                     }
@@ -701,12 +700,12 @@ impl CheckpointService {
                             Some("") | None => record.result.clone(),
                             Some(r) => Some(r.to_owned()),
                         };
-                        self.close(state, &mut record, &mut ops, &mut events, Ok(result), now);
+                        Self::close(state, &mut record, &mut ops, &mut events, Ok(result), now);
                         finished = true;
                     }
                     InvocationStatus::Failed => {
                         let error = out.error.clone().or_else(|| record.error.clone()).unwrap_or_default();
-                        self.close(state, &mut record, &mut ops, &mut events, Err(error), now);
+                        Self::close(state, &mut record, &mut ops, &mut events, Err(error), now);
                         finished = true;
                     }
                 },
@@ -731,7 +730,6 @@ impl CheckpointService {
 
     /// Ends the execution with a result or an error.
     fn close(
-        &self,
         state: &ExecState,
         record: &mut ExecutionRecord,
         ops: &mut Vec<StoredOperation>,
@@ -770,7 +768,7 @@ impl CheckpointService {
             events.push(e);
         }
         ops.extend(exec);
-        self.finish_record(record, status, now);
+        Self::finish_record(record, status, now);
     }
 
     /// Stops a running execution (`StopDurableExecution`).
@@ -806,7 +804,7 @@ impl CheckpointService {
                 events.push(e);
                 ops.push(exec);
             }
-            self.finish_record(&mut record, ExecutionStatus::Stopped, now);
+            Self::finish_record(&mut record, ExecutionStatus::Stopped, now);
             record.error = Some(error);
             match self.commit(state, record, ops, events).await {
                 Ok(()) => {}

@@ -7,9 +7,9 @@
 //! the writer read. That condition is the fencing that keeps two invocations racing on one
 //! execution from both winning.
 //!
-//! Implementations: [`MemoryStore`] (tests), the embedded store (durable-runtime) and
-//! DynamoDB (durable-runtime). The conformance suite in [`conformance`] (feature
-//! `conformance`) runs against each of them.
+//! Implementations: [`MemoryStore`] (tests), [`EmbeddedStore`] (a crash-safe journal on
+//! local disk, the default on a developer's machine) and, later, DynamoDB. The conformance
+//! suite in `store::conformance` (feature `conformance`) runs against each of them.
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "embedded")]
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedOptions, EmbeddedStats, EmbeddedStore};
 pub use memory::MemoryStore;
 
 use crate::model::{ErrorObject, Event, ExecutionStatus, Operation, Timestamp};

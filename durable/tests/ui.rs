@@ -1,0 +1,13 @@
+//! Compile-time behaviour of `#[durable]`: what compiles, and the errors for what does not.
+//!
+//! `tests/ui/pass/*.rs` must compile (with `#![deny(warnings)]`: the expansion must not
+//! warn in users' crates); `tests/ui/fail/*.rs` must fail with exactly the committed
+//! `.stderr`. After an intended change to a message, regenerate with
+//! `TRYBUILD=overwrite cargo test -p durable --test ui` and read the new `.stderr` files.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/pass/*.rs");
+    t.compile_fail("tests/ui/fail/*.rs");
+}

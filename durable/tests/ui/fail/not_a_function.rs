@@ -1,0 +1,8 @@
+use durable::durable;
+
+#[durable]
+struct Checkout;
+
+fn main() {
+    let _ = Checkout;
+}

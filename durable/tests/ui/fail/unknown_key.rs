@@ -1,0 +1,10 @@
+use durable::{DurableContext, durable};
+
+#[durable(nmae = "checkout")]
+async fn checkout(ctx: DurableContext) -> durable::Result<()> {
+    ctx.step("charge", async |_| Ok::<_, durable::Error>(())).await
+}
+
+fn main() {
+    let _ = checkout;
+}
