@@ -30,7 +30,7 @@
 //! AWS's SDKs use for every call. Golden tests pin this algorithm: a changed id breaks every
 //! execution in flight.
 
-use std::fmt::Write as _;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -81,6 +81,20 @@ impl Site {
 
 /// Computes an operation id with the `durable-id-v1` algorithm.
 pub fn operation_id(parent_id: Option<&str>, site_key: &str, occurrence: u64) -> String {
+    let hex = id_hex(parent_id, site_key, occurrence);
+    std::str::from_utf8(&hex).expect("hex digits").to_owned()
+}
+
+/// [`operation_id`], as the shared string the engine passes around.
+pub(crate) fn operation_id_shared(parent_id: Option<&str>, site_key: &str, occurrence: u64) -> Arc<str> {
+    let hex = id_hex(parent_id, site_key, occurrence);
+    Arc::from(std::str::from_utf8(&hex).expect("hex digits"))
+}
+
+/// Lowercase hexadecimal digits.
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn id_hex(parent_id: Option<&str>, site_key: &str, occurrence: u64) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(ID_ALGORITHM.as_bytes());
     h.update([0x1f]);
@@ -88,13 +102,28 @@ pub fn operation_id(parent_id: Option<&str>, site_key: &str, occurrence: u64) ->
     h.update([0x1f]);
     h.update(site_key.as_bytes());
     h.update([0x1f]);
-    h.update(occurrence.to_string().as_bytes());
+    let mut digits = [0u8; 20];
+    h.update(decimal(occurrence, &mut digits));
     let digest = h.finalize();
-    let mut out = String::with_capacity(32);
-    for b in &digest[..16] {
-        let _ = write!(out, "{b:02x}");
+    let mut out = [0u8; 32];
+    for (i, b) in digest[..16].iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
     }
     out
+}
+
+/// `n` in decimal, written into `buf`, without allocating.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 /// The site key of a call made without a compile-time site: positional, per parent.

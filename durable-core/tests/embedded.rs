@@ -71,7 +71,8 @@ async fn dump(store: &dyn Store) -> Dump {
 fn step(id: &str, result: String) -> Operation {
     let mut op =
         Operation::new(id, OperationType::Step, OperationStatus::Succeeded, Timestamp::from_millis(1_700_000_000_000));
-    op.step_details = Some(StepDetails { attempt: Some(1), result: Some(result), ..StepDetails::default() });
+    op.step_details =
+        Some(Box::new(StepDetails { attempt: Some(1), result: Some(result.into()), ..StepDetails::default() }));
     op
 }
 
@@ -89,7 +90,7 @@ async fn commits(store: &dyn Store, mut rec: ExecutionRecord, n: usize, payload:
 async fn churn(store: &dyn Store, mut rec: ExecutionRecord, n: usize, payload: usize) -> ExecutionRecord {
     for _ in 0..n {
         let mut c = commit_on(&rec, vec![], 0);
-        c.operations.push(StoredOperation { seq: 1, operation: step(&rec.execution_id, "y".repeat(payload)) });
+        c.operations.push(StoredOperation::new(1, step(&rec.execution_id, "y".repeat(payload))));
         rec = c.record.clone();
         store.commit(c).await.expect("commit");
     }
@@ -118,7 +119,7 @@ async fn passes_the_conformance_suite_and_survives_reopening() {
     }
     // A snapshot holds everything too (the 4 MiB payload of the suite included).
     let store = EmbeddedStore::open(dir.path()).unwrap();
-    store.compact().await.unwrap();
+    store.compact().unwrap();
     assert_eq!(segments(dir.path()).len(), 1, "compaction leaves one segment");
     drop(store);
     let store = EmbeddedStore::open(dir.path()).unwrap();
@@ -367,7 +368,7 @@ async fn compaction_keeps_the_live_state_and_drops_expired_executions() {
 
     // Past the expiry, the next compaction leaves the finished executions out.
     clock.set(t0.plus_millis(5000));
-    store.compact().await.unwrap();
+    store.compact().unwrap();
     assert_eq!(store.stats().expired_dropped, 2);
     for arn in &expiring {
         assert!(store.get_execution(arn).await.unwrap().is_none(), "expired {arn} is dropped");
@@ -424,7 +425,7 @@ async fn concurrent_commits_share_fsyncs() {
         let new = durable_core::store::NewExecution { record: rec.clone(), operations: vec![], events: vec![] };
         let c = commit_on(&rec, vec![], 0);
         let mut twin = record("group", "pair", &format!("p{i}"));
-        twin.arn.push_str("-twin");
+        twin.arn = format!("{}-twin", twin.arn).into();
         let twin = durable_core::store::NewExecution { record: twin, operations: vec![], events: vec![] };
         let (a, b, t) = tokio::join!(store.create_execution(new), store.commit(c), store.create_execution(twin));
         a.unwrap();

@@ -54,7 +54,8 @@ impl Rng {
 fn step(id: &str, result: String) -> Operation {
     let mut op =
         Operation::new(id, OperationType::Step, OperationStatus::Succeeded, Timestamp::from_millis(1_700_000_000_000));
-    op.step_details = Some(StepDetails { attempt: Some(1), result: Some(result), ..StepDetails::default() });
+    op.step_details =
+        Some(Box::new(StepDetails { attempt: Some(1), result: Some(result.into()), ..StepDetails::default() }));
     op
 }
 
@@ -62,11 +63,12 @@ fn step(id: &str, result: String) -> Operation {
 /// (seq 2) that every commit overwrites with its version, and `ExecutionStarted`.
 fn new_execution(i: usize) -> NewExecution {
     let rec = ExecutionRecord { next_op_seq: 3, next_event_id: 2, ..exec_record(i) };
-    let exec = Operation::new(rec.execution_id.clone(), OperationType::Execution, OperationStatus::Started, rec.start);
+    let exec =
+        Operation::new(rec.execution_id.to_string(), OperationType::Execution, OperationStatus::Started, rec.start);
     NewExecution {
         operations: vec![
-            StoredOperation { seq: 1, operation: exec },
-            StoredOperation { seq: 2, operation: step("latest", rec.version.to_string()) },
+            StoredOperation::new(1, exec),
+            StoredOperation::new(2, step("latest", rec.version.to_string())),
         ],
         events: vec![Event {
             event_type: EventType::ExecutionStarted,
@@ -88,7 +90,7 @@ fn next_commit(rec: &ExecutionRecord, rng: &mut Rng) -> durable_core::store::Com
     let mut c = commit_on(rec, vec![step(&format!("s{}", rec.version + 1), format!("\"v{}\"", rec.version + 1))], 2);
     let pad = "p".repeat(rng.below(12_000) as usize);
     let latest = step("latest", format!("{} {pad}", c.record.version));
-    c.operations.push(StoredOperation { seq: 2, operation: latest });
+    c.operations.push(StoredOperation::new(2, latest));
     c
 }
 
@@ -107,7 +109,7 @@ async fn check_whole(store: &dyn Store, rec: &ExecutionRecord) {
         rec.version
     );
     for (k, op) in ops[2..].iter().enumerate() {
-        assert_eq!(op.operation.id, format!("s{}", k + 2), "{}: one operation per commit", rec.arn);
+        assert_eq!(*op.operation.id, *format!("s{}", k + 2), "{}: one operation per commit", rec.arn);
     }
     assert_eq!(rec.next_op_seq, rec.version + 2, "{}: each commit added one operation", rec.arn);
     let events = store.read_events(&rec.arn, 0, usize::MAX, false).await.unwrap();

@@ -212,9 +212,9 @@ async fn child_contexts_nest_and_replay_without_rerunning() {
     let b = run.operation("b").unwrap();
     assert_eq!(outer.op_type, OperationType::Context);
     assert_eq!(outer.parent_id, None);
-    assert_eq!(a.parent_id.as_deref(), Some(outer.id.as_str()));
-    assert_eq!(inner.parent_id.as_deref(), Some(outer.id.as_str()));
-    assert_eq!(b.parent_id.as_deref(), Some(inner.id.as_str()));
+    assert_eq!(a.parent_id.as_deref(), Some(&*outer.id));
+    assert_eq!(inner.parent_id.as_deref(), Some(&*outer.id));
+    assert_eq!(b.parent_id.as_deref(), Some(&*inner.id));
     assert_eq!(outer.context_details.as_ref().unwrap().result.as_deref(), Some("3"));
     run.assert_well_formed();
 }

@@ -86,7 +86,7 @@ fn operations_of_every_type() {
       ], "NextMarker": "opaque-marker"});
     let state: ExecutionState = round_trip(doc);
     assert_eq!(state.next_page(), Some("opaque-marker"));
-    let by_id = |id: &str| state.operations.iter().find(|o| o.id == id).unwrap();
+    let by_id = |id: &str| state.operations.iter().find(|o| &*o.id == id).unwrap();
     assert_eq!(by_id("c1").context_details.as_ref().unwrap().replay_children, Some(true));
     assert_eq!(by_id("w1").start_timestamp.to_rfc3339(), "2026-11-26T10:00:00.000Z");
     assert_eq!(by_id("cb").status, OperationStatus::TimedOut);

@@ -230,8 +230,8 @@ impl LocalRunner {
         let record = self.service.get_record(arn).await?;
         let handler = self
             .handlers
-            .get(&record.function_name)
-            .ok_or_else(|| RunnerError::UnknownFunction(record.function_name.clone()))?;
+            .get(&*record.function_name)
+            .ok_or_else(|| RunnerError::UnknownFunction(record.function_name.to_string()))?;
         let input = self.service.begin_invocation(arn).await?;
         let token = input.checkpoint_token.clone();
         let outcome = run_invocation(handler.as_ref(), input, self.service.checkpointer()).await;
@@ -261,8 +261,8 @@ impl LocalRunner {
         if include_interrupted {
             let query = ListQuery { statuses: vec![ExecutionStatus::Running], ..ListQuery::default() };
             for r in self.service.store().list_executions(&query).await? {
-                if r.invocation_started.is_some() && !due.contains(&r.arn) {
-                    due.push(r.arn);
+                if r.invocation_started.is_some() && !due.iter().any(|a| **a == *r.arn) {
+                    due.push(r.arn.to_string());
                 }
             }
         }
@@ -378,7 +378,7 @@ impl LocalRunner {
                 let mut v = Vec::new();
                 for arn in due {
                     let r = self.service.get_record(&arn).await?;
-                    if self.handlers.contains_key(&r.function_name) {
+                    if self.handlers.contains_key(&*r.function_name) {
                         v.push(arn);
                     }
                 }

@@ -87,8 +87,8 @@ impl<T: 'static> Parts<T> {
     fn update(&self, action: OperationAction) -> OperationUpdate {
         let mut u = OperationUpdate::new(self.op.id.clone(), OperationType::Context, action);
         u.parent_id.clone_from(&self.ctx.scope.parent_id);
-        u.name = self.name.as_deref().map(str::to_owned);
-        u.sub_type = Some(SubType::new(self.sub_type.as_ref()));
+        u.name = self.name.shared();
+        u.sub_type = Some(SubType::new(self.sub_type.clone()));
         u
     }
 
@@ -136,7 +136,7 @@ impl<T: 'static> Parts<T> {
                     // Too large to record inline: record that replay must rebuild it from
                     // the children, which are all checkpointed.
                     done.context_options = Some(ContextOptions { replay_children: Some(true) });
-                    done.payload = Some(String::new());
+                    done.payload = Some("".into());
                     engine.enqueue_sync(done).await;
                     return Ok(value);
                 }
@@ -144,7 +144,7 @@ impl<T: 'static> Parts<T> {
                     Ok(v) => v,
                     Err(e) => return self.fail(e).await,
                 };
-                done.payload = Some(payload);
+                done.payload = Some(payload.into());
                 engine.enqueue_sync(done).await;
                 Ok(back)
             }

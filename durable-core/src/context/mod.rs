@@ -5,10 +5,11 @@ mod deterministic;
 mod step;
 mod wait;
 
+use foldhash::{HashMap, HashMapExt};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
+use std::sync::Arc;
 
 pub use child::ChildContext;
 pub use deterministic::{Now, Random, Uuid};
@@ -36,13 +37,13 @@ pub struct DurableContext {
 
 /// One context level: the parent id of its operations and the counters behind their ids.
 pub(crate) struct Scope {
-    pub(crate) parent_id: Option<String>,
+    pub(crate) parent_id: Option<Arc<str>>,
     occurrences: RefCell<HashMap<Rc<str>, u64>>,
     positional: Cell<u64>,
 }
 
 impl Scope {
-    fn new(parent_id: Option<String>) -> Scope {
+    fn new(parent_id: Option<Arc<str>>) -> Scope {
         Scope { parent_id, occurrences: RefCell::new(HashMap::new()), positional: Cell::new(0) }
     }
 }
@@ -67,7 +68,7 @@ impl CallSite {
 
 /// A new operation's identity: its id and where it was called.
 pub(crate) struct OpIdent {
-    pub(crate) id: String,
+    pub(crate) id: Arc<str>,
     pub(crate) site: CallSite,
 }
 
@@ -76,7 +77,7 @@ impl DurableContext {
         DurableContext { engine, scope: Rc::new(Scope::new(None)), site: None }
     }
 
-    pub(crate) fn child_of(&self, parent_id: String) -> Self {
+    pub(crate) fn child_of(&self, parent_id: Arc<str>) -> Self {
         DurableContext { engine: self.engine.clone(), scope: Rc::new(Scope::new(Some(parent_id))), site: None }
     }
 
@@ -99,11 +100,11 @@ impl DurableContext {
                 *n += 1;
                 this
             };
-            OpIdent { id: id::operation_id(parent, &key, occurrence), site: CallSite::Site(site) }
+            OpIdent { id: id::operation_id_shared(parent, &key, occurrence), site: CallSite::Site(site) }
         } else {
             let n = self.scope.positional.get() + 1;
             self.scope.positional.set(n);
-            OpIdent { id: id::operation_id(parent, &id::positional_key(n), 0), site: CallSite::Positional(n) }
+            OpIdent { id: id::operation_id_shared(parent, &id::positional_key(n), 0), site: CallSite::Positional(n) }
         }
     }
 
@@ -139,7 +140,7 @@ impl fmt::Debug for DurableContext {
 /// Durable methods take `impl Into<Name>`, so a `&str`, a `String` or an `Option` of
 /// either works; [`Name::NONE`] leaves the operation unnamed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Name(Option<String>);
+pub struct Name(Option<Arc<str>>);
 
 impl Name {
     /// No name.
@@ -161,30 +162,37 @@ impl Name {
 
 impl From<&str> for Name {
     fn from(s: &str) -> Self {
-        Name(Some(s.to_owned()))
+        Name(Some(Arc::from(s)))
     }
 }
 
 impl From<String> for Name {
     fn from(s: String) -> Self {
-        Name(Some(s))
+        Name(Some(Arc::from(s)))
     }
 }
 
 impl From<&String> for Name {
     fn from(s: &String) -> Self {
-        Name(Some(s.clone()))
+        Name(Some(Arc::from(s.as_str())))
     }
 }
 
 impl From<Option<&str>> for Name {
     fn from(s: Option<&str>) -> Self {
-        Name(s.map(str::to_owned))
+        Name(s.map(Arc::from))
     }
 }
 
 impl From<Option<String>> for Name {
     fn from(s: Option<String>) -> Self {
-        Name(s)
+        Name(s.map(Arc::from))
+    }
+}
+
+impl Name {
+    /// The name, shared.
+    pub(crate) fn shared(&self) -> Option<Arc<str>> {
+        self.0.clone()
     }
 }

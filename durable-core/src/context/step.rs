@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::future::IntoFuture;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,10 +44,10 @@ pub enum StepSemantics {
 /// What a step's body receives.
 #[derive(Debug, Clone)]
 pub struct StepContext {
-    operation_id: String,
-    name: Option<String>,
+    operation_id: Arc<str>,
+    name: Option<Arc<str>>,
     attempt: u32,
-    execution_arn: String,
+    execution_arn: Rc<str>,
 }
 
 impl StepContext {
@@ -189,8 +190,8 @@ where
     fn update(&self, action: OperationAction) -> OperationUpdate {
         let mut u = OperationUpdate::new(self.op.id.clone(), OperationType::Step, action);
         u.parent_id.clone_from(&self.ctx.scope.parent_id);
-        u.name = self.name.as_deref().map(str::to_owned);
-        u.sub_type = Some(SubType::new(self.sub_type.as_ref()));
+        u.name = self.name.shared();
+        u.sub_type = Some(SubType::new(self.sub_type.clone()));
         u
     }
 
@@ -212,7 +213,7 @@ where
         let Ok(recorded) = engine.visit(&self.op.id, &expect, &|| self.describe()) else {
             return park().await;
         };
-        let retry = self.retry.clone().unwrap_or_else(|| Arc::new(presets::default()));
+        let retry = self.retry.clone().unwrap_or_else(default_retry);
         let (attempt, need_start) = match recorded {
             None => (1, true),
             Some(op) => {
@@ -264,7 +265,7 @@ where
         }
         let step_ctx = StepContext {
             operation_id: self.op.id.clone(),
-            name: self.name.as_deref().map(str::to_owned),
+            name: self.name.shared(),
             attempt,
             execution_arn: engine.arn.clone(),
         };
@@ -276,7 +277,7 @@ where
             Ok(Ok(value)) => match self.encode(&value) {
                 Ok((payload, value)) => {
                     let mut done = self.update(OperationAction::Succeed);
-                    done.payload = Some(payload);
+                    done.payload = Some(payload.into());
                     engine.enqueue_sync(done).await;
                     return Ok(value);
                 }
@@ -353,6 +354,12 @@ where
             }
         }
     }
+}
+
+/// The strategy of steps that name none ([`presets::default`]), built once.
+fn default_retry() -> Arc<dyn RetryStrategy> {
+    static DEFAULT: std::sync::OnceLock<Arc<dyn RetryStrategy>> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(|| Arc::new(presets::default())).clone()
 }
 
 /// Whole seconds, at least 1 and at most the protocol's maximum.

@@ -77,7 +77,7 @@ impl Wait {
             None => {
                 let mut u = OperationUpdate::new(self.op.id.clone(), OperationType::Wait, OperationAction::Start);
                 u.parent_id.clone_from(&self.ctx.scope.parent_id);
-                u.name = self.name.as_deref().map(str::to_owned);
+                u.name = self.name.shared();
                 u.sub_type = Some(SubType::new(SubType::WAIT));
                 u.wait_options = Some(WaitOptions { wait_seconds: Some(seconds) });
                 engine.enqueue_sync(u).await;

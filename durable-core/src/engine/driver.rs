@@ -70,29 +70,39 @@ where
         initial_execution_state,
         ..
     } = input;
-    let mut ops = initial_execution_state.operations;
-    let mut marker = initial_execution_state.next_marker.filter(|m| !m.is_empty());
-    while let Some(m) = marker {
-        match checkpointer.get_state(&arn, &token, &m).await {
-            Ok(page) => {
-                marker = page.next_marker.filter(|m| !m.is_empty());
-                ops.extend(page.operations);
+    // Pages go straight into the engine's map: no intermediate list of every operation.
+    let engine = Rc::new(Engine::new(arn, token, checkpointer));
+    let mut input_payload = None;
+    let mut found_execution = false;
+    let mut page = Some(initial_execution_state);
+    while let Some(state) = page.take() {
+        let marker = state.next_page().map(str::to_owned);
+        for op in &state.operations {
+            if op.op_type == OperationType::Execution {
+                found_execution = true;
+                input_payload = op.execution_details.as_ref().and_then(|d| d.input_payload.clone());
             }
-            Err(CheckpointError::InvalidToken(m)) => return InvocationOutcome::Revoked(m),
-            Err(CheckpointError::Retryable(m)) => return InvocationOutcome::Retry(m),
-            Err(CheckpointError::Rejected(e)) => return InvocationOutcome::Retry(e.to_string()),
+        }
+        engine.record(state.operations);
+        if let Some(m) = marker {
+            let token = engine.queue.borrow().token().to_owned();
+            match engine.checkpointer.get_state(&engine.arn, &token, &m).await {
+                Ok(next) => page = Some(next),
+                Err(CheckpointError::InvalidToken(m)) => return InvocationOutcome::Revoked(m),
+                Err(CheckpointError::Retryable(m)) => return InvocationOutcome::Retry(m),
+                Err(CheckpointError::Rejected(e)) => return InvocationOutcome::Retry(e.to_string()),
+            }
         }
     }
-    let Some(execution) = ops.iter().find(|o| o.op_type == OperationType::Execution) else {
+    if !found_execution {
         return InvocationOutcome::Output(DurableExecutionInvocationOutput::failed(Some(ErrorObject::new(
             "InvalidInvocationInput",
             "the execution state has no EXECUTION operation",
         ))));
-    };
-    let payload = execution.execution_details.as_ref().and_then(|d| d.input_payload.clone());
-    let engine = Rc::new(Engine::new(arn, token, checkpointer, ops));
+    }
+    let payload = input_payload;
     let ctx = DurableContext::root(engine.clone());
-    let user = handler(ctx, payload);
+    let user = handler(ctx, payload.map(|p| p.to_string()));
     Driver { engine, user: Some(user), result: None, in_flight: None, sent_execution_update: false }.await
 }
 
@@ -141,7 +151,7 @@ impl Driver<'_> {
                 if !self.sent_execution_update {
                     self.sent_execution_update = true;
                     let mut u = execution_update(OperationAction::Succeed);
-                    u.payload = Some(payload.clone());
+                    u.payload = Some(payload.as_str().into());
                     self.engine.enqueue(u);
                 }
                 DurableExecutionInvocationOutput::succeeded(Some(String::new()))

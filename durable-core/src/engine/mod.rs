@@ -12,11 +12,12 @@
 mod driver;
 mod queue;
 
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 pub(crate) use driver::panic_message;
@@ -51,13 +52,16 @@ pub(crate) struct Expect<'a> {
 
 /// Shared state of one invocation.
 pub(crate) struct Engine {
-    pub(crate) arn: String,
+    pub(crate) arn: Rc<str>,
     pub(crate) checkpointer: Rc<dyn Checkpointer>,
     pub(crate) limits: Limits,
-    ops: RefCell<HashMap<String, Operation>>,
-    /// Ids recorded when the invocation started and not visited yet, per parent ("" = root).
-    unvisited: RefCell<HashMap<String, HashSet<String>>>,
-    visited: RefCell<HashSet<String>>,
+    /// Recorded operations not visited yet by this invocation's code (a visit takes the
+    /// record out: each id is visited once), plus operations the service reported since.
+    ops: RefCell<HashMap<Arc<str>, Operation>>,
+    /// How many operations recorded when the invocation started are still unvisited, per
+    /// parent ("" = root): while non-zero, code in that context is replaying.
+    unvisited: RefCell<HashMap<Arc<str>, usize>>,
+    visited: RefCell<Visited>,
     pub(crate) queue: RefCell<Queue>,
     running: Cell<usize>,
     blocked: Cell<usize>,
@@ -66,28 +70,33 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(arn: String, token: String, checkpointer: Rc<dyn Checkpointer>, ops: Vec<Operation>) -> Engine {
+    pub(crate) fn new(arn: String, token: String, checkpointer: Rc<dyn Checkpointer>) -> Engine {
         let limits = checkpointer.limits();
-        let mut unvisited: HashMap<String, HashSet<String>> = HashMap::new();
-        let mut map = HashMap::with_capacity(ops.len());
-        for op in ops {
-            if op.op_type != OperationType::Execution {
-                unvisited.entry(op.parent_id.clone().unwrap_or_default()).or_default().insert(op.id.clone());
-            }
-            map.insert(op.id.clone(), op);
-        }
         Engine {
-            arn,
+            arn: Rc::from(arn),
             checkpointer,
             limits,
-            ops: RefCell::new(map),
-            unvisited: RefCell::new(unvisited),
-            visited: RefCell::new(HashSet::new()),
+            ops: RefCell::new(HashMap::new()),
+            unvisited: RefCell::new(HashMap::new()),
+            visited: RefCell::new(Visited::default()),
             queue: RefCell::new(Queue::new(token, limits)),
             running: Cell::new(0),
             blocked: Cell::new(0),
             abort: RefCell::new(None),
             site_keys: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Adds operations recorded before this invocation (a page of the initial state).
+    pub(crate) fn record(&self, ops: Vec<Operation>) {
+        let mut map = self.ops.borrow_mut();
+        let mut unvisited = self.unvisited.borrow_mut();
+        map.reserve(ops.len());
+        for op in ops {
+            if op.op_type != OperationType::Execution {
+                *unvisited.entry(op.parent_id.clone().unwrap_or_else(|| Arc::from(""))).or_default() += 1;
+            }
+            map.insert(op.id.clone(), op);
         }
     }
 
@@ -112,7 +121,7 @@ impl Engine {
 
     /// Whether code in the context `parent` is still re-executing recorded history.
     pub(crate) fn is_replaying(&self, parent: Option<&str>) -> bool {
-        self.unvisited.borrow().get(parent.unwrap_or("")).is_some_and(|s| !s.is_empty())
+        self.unvisited.borrow().get(parent.unwrap_or("")).is_some_and(|n| *n > 0)
     }
 
     /// Looks up the record at `id` and validates it against the call. On a mismatch the
@@ -124,7 +133,7 @@ impl Engine {
         expect: &Expect<'_>,
         describe: &dyn Fn() -> String,
     ) -> Result<Option<Operation>, ()> {
-        if !self.visited.borrow_mut().insert(id.to_owned()) {
+        if !self.visited.borrow_mut().insert(id) {
             self.fail_nondeterministic(format!(
                 "two durable calls produced the same operation id {id} ({}); give the calls distinct names or pin distinct \
                  function names with #[durable(name = ...)]",
@@ -132,11 +141,12 @@ impl Engine {
             ));
             return Err(());
         }
-        if let Some(set) = self.unvisited.borrow_mut().get_mut(expect.parent_id.unwrap_or("")) {
-            set.remove(id);
+        let Some(op) = self.ops.borrow_mut().remove(id) else { return Ok(None) };
+        if op.op_type != OperationType::Execution
+            && let Some(n) = self.unvisited.borrow_mut().get_mut(op.parent_id.as_deref().unwrap_or(""))
+        {
+            *n = n.saturating_sub(1);
         }
-        let ops = self.ops.borrow();
-        let Some(op) = ops.get(id) else { return Ok(None) };
         let rec_sub = op.sub_type.as_ref().map(SubType::as_str);
         let mismatch = op.op_type != expect.op_type
             || rec_sub != Some(expect.sub_type)
@@ -145,7 +155,6 @@ impl Engine {
         if mismatch {
             let recorded = describe_side(op.op_type, rec_sub, op.name.as_deref(), op.parent_id.as_deref());
             let current = describe_side(expect.op_type, Some(expect.sub_type), expect.name, expect.parent_id);
-            drop(ops);
             self.fail_nondeterministic(format!(
                 "non-deterministic replay at {} (operation {id}): the history recorded {recorded}, but the code now calls \
                  {current}",
@@ -153,7 +162,7 @@ impl Engine {
             ));
             return Err(());
         }
-        Ok(Some(op.clone()))
+        Ok(Some(op))
     }
 
     fn fail_nondeterministic(&self, message: String) {
@@ -203,6 +212,28 @@ impl Engine {
 
     pub(crate) fn blocked_count(&self) -> usize {
         self.blocked.get()
+    }
+}
+
+/// The ids visited by this invocation. Ids made by `durable-id-v1` (32 lowercase hex
+/// digits) are kept as the 128-bit number they spell, without allocating; others as text.
+#[derive(Default)]
+struct Visited {
+    ids: HashSet<u128>,
+    other: HashSet<String>,
+}
+
+impl Visited {
+    /// Records `id`; `false` if it was visited before.
+    fn insert(&mut self, id: &str) -> bool {
+        if id.len() == 32
+            && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && let Ok(n) = u128::from_str_radix(id, 16)
+        {
+            self.ids.insert(n)
+        } else {
+            self.other.insert(id.to_owned())
+        }
     }
 }
 

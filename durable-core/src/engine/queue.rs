@@ -1,7 +1,8 @@
 //! The checkpoint queue: updates waiting to be sent, batch cutting, and acknowledgement
 //! bookkeeping. One batch is in flight at a time, as AWS's SDKs do.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
 use std::task::Waker;
 
 use crate::checkpoint::Limits;
@@ -85,7 +86,6 @@ impl Queue {
         debug_assert_eq!(self.in_flight, 0);
         let mut batch = Vec::new();
         let mut bytes = 0;
-        let mut seen: HashMap<String, OperationAction> = HashMap::new();
         while let Some(next) = self.pending.front() {
             let size = next.approx_size();
             if !batch.is_empty()
@@ -93,8 +93,9 @@ impl Queue {
             {
                 break;
             }
-            if let Some(prev) = seen.get(&next.id) {
-                let start_then_finish = *prev == OperationAction::Start
+            // Batches are small: a scan of what is already in it is cheaper than a map.
+            if let Some(prev) = batch.iter().rev().find(|u: &&OperationUpdate| u.id == next.id).map(|u| u.action) {
+                let start_then_finish = prev == OperationAction::Start
                     && next.action != OperationAction::Start
                     && matches!(next.op_type, OperationType::Step | OperationType::Context);
                 if !start_then_finish {
@@ -108,7 +109,6 @@ impl Queue {
                 batch.push(update);
                 break;
             }
-            seen.insert(update.id.clone(), update.action);
             bytes += size;
             batch.push(update);
         }

@@ -1,6 +1,7 @@
 //! History events (`Event` of `GetDurableExecutionHistory`).
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::Error as _;
 use serde::ser::SerializeMap;
@@ -102,7 +103,7 @@ impl fmt::Display for EventType {
 pub struct EventInput {
     /// The payload (absent unless execution data is included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<String>,
+    pub payload: Option<Arc<str>>,
     /// Whether the payload was cut short.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
@@ -114,7 +115,7 @@ pub struct EventInput {
 pub struct EventResult {
     /// The payload (absent unless execution data is included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<String>,
+    pub payload: Option<Arc<str>>,
     /// Whether the payload was cut short.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
@@ -203,7 +204,7 @@ pub struct EventDetails {
 
 impl EventDetails {
     /// Details carrying a result payload.
-    pub fn with_result(payload: Option<String>) -> Self {
+    pub fn with_result(payload: Option<Arc<str>>) -> Self {
         EventDetails { result: Some(EventResult { payload, truncated: None }), ..EventDetails::default() }
     }
 
@@ -236,11 +237,11 @@ pub struct Event {
     /// When it happened.
     pub event_timestamp: Timestamp,
     /// The operation it is about.
-    pub id: Option<String>,
+    pub id: Option<Arc<str>>,
     /// The operation's name.
-    pub name: Option<String>,
+    pub name: Option<Arc<str>>,
     /// The operation's parent.
-    pub parent_id: Option<String>,
+    pub parent_id: Option<Arc<str>>,
     /// The operation's sub-type.
     pub sub_type: Option<SubType>,
     /// The `<EventType>Details` object.
@@ -288,17 +289,17 @@ impl<'de> Deserialize<'de> for Event {
             None => Timestamp::EPOCH,
         };
         let string =
-            |map: &mut serde_json::Map<String, serde_json::Value>, key: &str| -> Result<Option<String>, D::Error> {
+            |map: &mut serde_json::Map<String, serde_json::Value>, key: &str| -> Result<Option<Arc<str>>, D::Error> {
                 match map.remove(key) {
                     None | Some(serde_json::Value::Null) => Ok(None),
-                    Some(serde_json::Value::String(s)) => Ok(Some(s)),
+                    Some(serde_json::Value::String(s)) => Ok(Some(Arc::from(s))),
                     Some(_) => Err(D::Error::custom(format!("{key} must be a string"))),
                 }
             };
         let id = string(&mut map, "Id")?;
         let name = string(&mut map, "Name")?;
         let parent_id = string(&mut map, "ParentId")?;
-        let sub_type = string(&mut map, "SubType")?.map(SubType::from);
+        let sub_type = string(&mut map, "SubType")?.map(|s| SubType::from(&*s));
         let details = match map.remove(event_type.details_key()) {
             Some(v) => serde_json::from_value(v).map_err(D::Error::custom)?,
             None => EventDetails::default(),

@@ -1,6 +1,8 @@
 //! Operations: the records of an execution's log (`Operation` in the Lambda API model).
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +106,7 @@ impl fmt::Display for OperationStatus {
 /// (1 to 32 characters of `[A-Za-z0-9_-]`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct SubType(String);
+pub struct SubType(Cow<'static, str>);
 
 impl SubType {
     /// `Step`
@@ -130,8 +132,9 @@ impl SubType {
     /// `ChainedInvoke`
     pub const CHAINED_INVOKE: &'static str = "ChainedInvoke";
 
-    /// A sub-type from any string (not validated; see [`SubType::validate`]).
-    pub fn new(s: impl Into<String>) -> Self {
+    /// A sub-type from any string (not validated; see [`SubType::validate`]). Static
+    /// strings are not copied.
+    pub fn new(s: impl Into<Cow<'static, str>>) -> Self {
         SubType(s.into())
     }
 
@@ -154,13 +157,13 @@ impl SubType {
 
 impl From<&str> for SubType {
     fn from(s: &str) -> Self {
-        SubType(s.to_owned())
+        SubType(Cow::Owned(s.to_owned()))
     }
 }
 
 impl From<String> for SubType {
     fn from(s: String) -> Self {
-        SubType(s)
+        SubType(Cow::Owned(s))
     }
 }
 
@@ -237,7 +240,7 @@ impl fmt::Display for ErrorObject {
 pub struct ExecutionDetails {
     /// The input payload as JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_payload: Option<String>,
+    pub input_payload: Option<Arc<str>>,
 }
 
 /// `ContextDetails`.
@@ -249,7 +252,7 @@ pub struct ContextDetails {
     pub replay_children: Option<bool>,
     /// The context's result payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
+    pub result: Option<Arc<str>>,
     /// The context's error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorObject>,
@@ -267,7 +270,7 @@ pub struct StepDetails {
     pub next_attempt_timestamp: Option<Timestamp>,
     /// The step's result payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
+    pub result: Option<Arc<str>>,
     /// The step's (last) error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorObject>,
@@ -291,7 +294,7 @@ pub struct CallbackDetails {
     pub callback_id: Option<String>,
     /// The result sent with the success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
+    pub result: Option<Arc<str>>,
     /// The error sent with the failure, or the timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorObject>,
@@ -303,24 +306,27 @@ pub struct CallbackDetails {
 pub struct ChainedInvokeDetails {
     /// The invoked function's result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
+    pub result: Option<Arc<str>>,
     /// The invoked function's error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorObject>,
 }
 
 /// One operation of an execution (`Operation`).
+///
+/// The details blocks are boxed: an operation carries at most one, and keeping the record
+/// small keeps large executions' replays cache-friendly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Operation {
     /// The operation id (1 to 64 characters of `[A-Za-z0-9_-]`).
-    pub id: String,
+    pub id: Arc<str>,
     /// The enclosing CONTEXT operation, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_id: Option<String>,
+    pub parent_id: Option<Arc<str>>,
     /// The user-given name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Arc<str>>,
     /// The operation kind.
     #[serde(rename = "Type")]
     pub op_type: OperationType,
@@ -336,27 +342,27 @@ pub struct Operation {
     pub status: OperationStatus,
     /// Details of an EXECUTION.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub execution_details: Option<ExecutionDetails>,
+    pub execution_details: Option<Box<ExecutionDetails>>,
     /// Details of a CONTEXT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context_details: Option<ContextDetails>,
+    pub context_details: Option<Box<ContextDetails>>,
     /// Details of a STEP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step_details: Option<StepDetails>,
+    pub step_details: Option<Box<StepDetails>>,
     /// Details of a WAIT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wait_details: Option<WaitDetails>,
+    pub wait_details: Option<Box<WaitDetails>>,
     /// Details of a CALLBACK.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub callback_details: Option<CallbackDetails>,
+    pub callback_details: Option<Box<CallbackDetails>>,
     /// Details of a CHAINED_INVOKE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chained_invoke_details: Option<ChainedInvokeDetails>,
+    pub chained_invoke_details: Option<Box<ChainedInvokeDetails>>,
 }
 
 impl Operation {
     /// A new operation record with no details.
-    pub fn new(id: impl Into<String>, op_type: OperationType, status: OperationStatus, start: Timestamp) -> Self {
+    pub fn new(id: impl Into<Arc<str>>, op_type: OperationType, status: OperationStatus, start: Timestamp) -> Self {
         Operation {
             id: id.into(),
             parent_id: None,
@@ -399,12 +405,12 @@ impl Operation {
 
     /// The approximate serialised size of this record, for paging by bytes.
     pub fn approx_size(&self) -> usize {
-        let details = self.execution_details.as_ref().map_or(0, |d| d.input_payload.as_ref().map_or(0, String::len))
+        let details = self.execution_details.as_ref().map_or(0, |d| d.input_payload.as_ref().map_or(0, |p| p.len()))
             + self.result_payload().map_or(0, str::len)
             + self.error().map_or(0, ErrorObject::approx_size);
         200 + self.id.len()
-            + self.parent_id.as_ref().map_or(0, String::len)
-            + self.name.as_ref().map_or(0, String::len)
+            + self.parent_id.as_ref().map_or(0, |p| p.len())
+            + self.name.as_ref().map_or(0, |n| n.len())
             + details
     }
 }

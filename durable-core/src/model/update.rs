@@ -1,6 +1,7 @@
 //! Operation updates: what the function sends in a checkpoint (`OperationUpdate`).
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -99,13 +100,13 @@ pub struct ChainedInvokeOptions {
 #[serde(rename_all = "PascalCase")]
 pub struct OperationUpdate {
     /// The operation id.
-    pub id: String,
+    pub id: Arc<str>,
     /// The enclosing CONTEXT operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_id: Option<String>,
+    pub parent_id: Option<Arc<str>>,
     /// The user-given name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Arc<str>>,
     /// The operation kind.
     #[serde(rename = "Type")]
     pub op_type: OperationType,
@@ -116,7 +117,7 @@ pub struct OperationUpdate {
     pub action: OperationAction,
     /// The result (SUCCEED, RETRY of a poll) or the input (START of a chained invoke).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<String>,
+    pub payload: Option<Arc<str>>,
     /// The error (FAIL, RETRY).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorObject>,
@@ -139,7 +140,7 @@ pub struct OperationUpdate {
 
 impl OperationUpdate {
     /// A bare update with no payload or options.
-    pub fn new(id: impl Into<String>, op_type: OperationType, action: OperationAction) -> Self {
+    pub fn new(id: impl Into<Arc<str>>, op_type: OperationType, action: OperationAction) -> Self {
         OperationUpdate {
             id: id.into(),
             parent_id: None,
@@ -160,9 +161,9 @@ impl OperationUpdate {
     /// The approximate serialised size, for batch limits.
     pub fn approx_size(&self) -> usize {
         120 + self.id.len()
-            + self.parent_id.as_ref().map_or(0, String::len)
-            + self.name.as_ref().map_or(0, String::len)
-            + self.payload.as_ref().map_or(0, String::len)
+            + self.parent_id.as_ref().map_or(0, |p| p.len())
+            + self.name.as_ref().map_or(0, |n| n.len())
+            + self.payload.as_ref().map_or(0, |p| p.len())
             + self.error.as_ref().map_or(0, ErrorObject::approx_size)
     }
 }

@@ -1,7 +1,9 @@
 //! Applying a checkpoint batch: AWS's legal transitions, validation, and the history
 //! events each accepted update appends.
 
-use std::collections::HashMap;
+use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use super::state::ExecState;
 use crate::model::{
@@ -58,10 +60,12 @@ pub(crate) fn apply_batch(
 ) -> Result<Applied, ErrorObject> {
     let mut record = state.record.clone();
     record.version += 1;
-    let mut overlay: HashMap<String, StoredOperation> = HashMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut events = Vec::new();
-    let mut in_batch: HashMap<&str, OperationAction> = HashMap::new();
+    // The operations this batch touched, in first-touched order, with the last action
+    // applied to each. Batches are small (usually one or two updates), so lookups scan the
+    // list; a map is built only for large batches.
+    let mut touched: Vec<(StoredOperation, OperationAction)> = Vec::with_capacity(updates.len());
+    let mut by_id: Option<HashMap<Arc<str>, usize>> = None;
+    let mut events = Vec::with_capacity(updates.len());
 
     for (index, u) in updates.iter().enumerate() {
         let where_ = || format!("update {index} ({} {} {})", u.op_type, u.action, u.id);
@@ -88,8 +92,12 @@ pub(crate) fn apply_batch(
         {
             return Err(invalid(format!("{}: the error is larger than {max_payload} bytes", where_())));
         }
-        if let Some(prev) = in_batch.get(u.id.as_str()) {
-            let allowed = *prev == OperationAction::Start
+        let slot = match &by_id {
+            Some(ix) => ix.get(&*u.id).copied(),
+            None => touched.iter().position(|(t, _)| t.operation.id == u.id),
+        };
+        if let Some(prev) = slot.map(|i| touched[i].1) {
+            let allowed = prev == OperationAction::Start
                 && u.action != OperationAction::Start
                 && matches!(u.op_type, OperationType::Step | OperationType::Context);
             if !allowed {
@@ -100,7 +108,6 @@ pub(crate) fn apply_batch(
                 )));
             }
         }
-        in_batch.insert(&u.id, u.action);
 
         if u.op_type == OperationType::Execution {
             if index + 1 != updates.len() {
@@ -108,7 +115,7 @@ pub(crate) fn apply_batch(
             }
             match u.action {
                 OperationAction::Succeed => {
-                    record.result = Some(u.payload.clone().unwrap_or_default());
+                    record.result = Some(u.payload.as_deref().unwrap_or_default().to_owned());
                     record.error = None;
                 }
                 OperationAction::Fail => {
@@ -120,7 +127,10 @@ pub(crate) fn apply_batch(
             continue;
         }
 
-        let existing: Option<StoredOperation> = overlay.get(&u.id).cloned().or_else(|| state.ops.get(&u.id).cloned());
+        let existing: Option<&StoredOperation> = match slot {
+            Some(i) => Some(&touched[i].0),
+            None => state.ops.get(&u.id),
+        };
         if let Some(ex) = &existing {
             let e = &ex.operation;
             let same_sub = u.sub_type.is_none() || u.sub_type == e.sub_type;
@@ -141,7 +151,7 @@ pub(crate) fn apply_batch(
         if existing.is_none()
             && let Some(p) = &u.parent_id
         {
-            let parent = overlay.get(p).or_else(|| state.ops.get(p));
+            let parent = touched.iter().map(|(t, _)| t).find(|t| &t.operation.id == p).or_else(|| state.ops.get(p));
             match parent {
                 Some(po) if po.operation.op_type == OperationType::Context => {}
                 Some(po) => {
@@ -155,9 +165,9 @@ pub(crate) fn apply_batch(
             }
         }
 
-        let (next, event) = transition(u, existing.as_ref().map(|s| &s.operation), now, &mut record)
+        let (next, event) = transition(u, existing.map(|s| &*s.operation), now, &mut record)
             .map_err(|m| invalid(format!("{}: {m}", where_())))?;
-        let seq = if let Some(ex) = &existing {
+        let seq = if let Some(ex) = existing {
             ex.seq
         } else {
             let s = record.next_op_seq;
@@ -167,12 +177,19 @@ pub(crate) fn apply_batch(
         if let Some((t, details)) = event {
             events.push(op_event(&mut record, t, now, &next, details));
         }
-        if !overlay.contains_key(&u.id) {
-            order.push(u.id.clone());
+        let stored = StoredOperation::new(seq, next);
+        if let Some(i) = slot {
+            touched[i] = (stored, u.action);
+        } else {
+            touched.push((stored, u.action));
+            if let Some(ix) = &mut by_id {
+                ix.insert(u.id.clone(), touched.len() - 1);
+            } else if touched.len() > 16 {
+                by_id = Some(touched.iter().enumerate().map(|(i, (t, _))| (t.operation.id.clone(), i)).collect());
+            }
         }
-        overlay.insert(u.id.clone(), StoredOperation { seq, operation: next });
     }
-    let touched = order.into_iter().map(|id| overlay.remove(&id).expect("touched op")).collect();
+    let touched = touched.into_iter().map(|(t, _)| t).collect();
     Ok(Applied { record, touched, events })
 }
 
@@ -224,7 +241,7 @@ fn transition(
             match (u.action, status) {
                 (A::Start, None) => {
                     let mut op = new_op(u, S::Started, now);
-                    op.step_details = Some(StepDetails { attempt: Some(1), ..StepDetails::default() });
+                    op.step_details = Some(Box::new(StepDetails { attempt: Some(1), ..StepDetails::default() }));
                     Ok((op, Some((EventType::StepStarted, EventDetails::default()))))
                 }
                 (A::Start, Some(S::Ready)) => {
@@ -291,7 +308,7 @@ fn transition(
         OperationType::Context => match (u.action, status) {
             (A::Start, None) => {
                 let mut op = new_op(u, S::Started, now);
-                op.context_details = Some(ContextDetails::default());
+                op.context_details = Some(Box::new(ContextDetails::default()));
                 Ok((op, Some((EventType::ContextStarted, EventDetails::default()))))
             }
             (A::Succeed, Some(S::Started)) => {
@@ -299,7 +316,8 @@ fn transition(
                 op.status = S::Succeeded;
                 op.end_timestamp = Some(now);
                 let replay_children = u.context_options.as_ref().and_then(|o| o.replay_children);
-                op.context_details = Some(ContextDetails { replay_children, result: u.payload.clone(), error: None });
+                op.context_details =
+                    Some(Box::new(ContextDetails { replay_children, result: u.payload.clone(), error: None }));
                 Ok((op, Some((EventType::ContextSucceeded, EventDetails::with_result(u.payload.clone())))))
             }
             (A::Fail, Some(S::Started)) => {
@@ -309,11 +327,11 @@ fn transition(
                 let mut op = existing.cloned().expect("exists");
                 op.status = S::Failed;
                 op.end_timestamp = Some(now);
-                op.context_details = Some(ContextDetails {
+                op.context_details = Some(Box::new(ContextDetails {
                     replay_children: None,
                     result: None,
                     error: Some(u.error.clone().unwrap_or_default()),
-                });
+                }));
                 Ok((op, Some((EventType::ContextFailed, EventDetails::with_error(u.error.clone())))))
             }
             _ => Err(illegal()),
@@ -330,7 +348,7 @@ fn transition(
                 }
                 let end = now.plus_seconds(i64::from(secs));
                 let mut op = new_op(u, S::Started, now);
-                op.wait_details = Some(WaitDetails { scheduled_end_timestamp: Some(end) });
+                op.wait_details = Some(Box::new(WaitDetails { scheduled_end_timestamp: Some(end) }));
                 let details = EventDetails {
                     duration: Some(u64::from(secs)),
                     scheduled_end_timestamp: Some(end),
@@ -358,7 +376,10 @@ fn transition(
 /// The `ExecutionStarted` event.
 pub(crate) fn execution_started(record: &mut ExecutionRecord, exec_op: &Operation, now: Timestamp) -> Event {
     let details = EventDetails {
-        input: Some(EventInput { payload: record.input.clone(), truncated: None }),
+        input: Some(EventInput {
+            payload: exec_op.execution_details.as_ref().and_then(|d| d.input_payload.clone()),
+            truncated: None,
+        }),
         execution_timeout: Some(record.timeout_seconds),
         ..EventDetails::default()
     };

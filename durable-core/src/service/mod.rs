@@ -12,13 +12,12 @@
 mod apply;
 mod state;
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::fmt;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use base64::Engine as _;
 
 use self::apply::{apply_batch, execution_started, op_event};
 use self::state::{ExecState, TimerKind};
@@ -215,17 +214,18 @@ impl fmt::Debug for CheckpointService {
     }
 }
 
-fn encode_token(arn: &str, invocation: u64, seq: u64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{invocation}:{seq}:{arn}"))
+/// A checkpoint token: `<execution id>.<invocation>.<sequence>`. Tokens fence, they do
+/// not authenticate: the invocation number fences off older invocations and the sequence
+/// number refuses a token used twice.
+fn encode_token(execution_id: &str, invocation: u64, seq: u64) -> String {
+    format!("{execution_id}.{invocation}.{seq}")
 }
 
-fn decode_token(token: &str) -> Option<(u64, u64, String)> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let mut parts = text.splitn(3, ':');
-    let invocation = parts.next()?.parse().ok()?;
+fn decode_token(token: &str) -> Option<(&str, u64, u64)> {
+    let mut parts = token.rsplitn(3, '.');
     let seq = parts.next()?.parse().ok()?;
-    Some((invocation, seq, parts.next()?.to_owned()))
+    let invocation = parts.next()?.parse().ok()?;
+    Some((parts.next()?, invocation, seq))
 }
 
 fn valid_name(name: &str) -> bool {
@@ -268,7 +268,11 @@ impl CheckpointService {
     }
 
     fn slot(&self, arn: &str) -> Slot {
-        self.cache.lock().expect("cache lock").entry(arn.to_owned()).or_default().clone()
+        let mut cache = self.cache.lock().expect("cache lock");
+        if let Some(slot) = cache.get(arn) {
+            return slot.clone();
+        }
+        cache.entry(arn.to_owned()).or_default().clone()
     }
 
     fn forget(&self, arn: &str) {
@@ -276,7 +280,7 @@ impl CheckpointService {
     }
 
     async fn load(&self, arn: &str) -> Result<ExecState, ServiceError> {
-        let record = self.store.get_execution(arn).await?.ok_or_else(|| ServiceError::NotFound(arn.to_owned()))?;
+        let record = (*self.store).get_execution(arn).await?.ok_or_else(|| ServiceError::NotFound(arn.to_owned()))?;
         Ok(ExecState::load(&*self.store, record).await?)
     }
 
@@ -309,9 +313,9 @@ impl CheckpointService {
             )));
         }
         if let Some(name) = &req.name
-            && let Some(existing) = self.store.find_execution(&req.function_name, name).await?
+            && let Some(existing) = (*self.store).find_execution(&req.function_name, name).await?
         {
-            return Self::same_start(&existing, &req);
+            return self.same_start(&existing, &req).await;
         }
         let now = self.clock.now();
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -319,12 +323,11 @@ impl CheckpointService {
         let arn = format!("{}:$LATEST/durable-execution/{name}/{id}", self.function_arn(&req.function_name));
         let timeout = req.timeout_seconds.unwrap_or(self.config.default_timeout_seconds).clamp(1, 31_622_400);
         let mut record = ExecutionRecord {
-            arn: arn.clone(),
-            execution_id: id.clone(),
-            function_name: req.function_name.clone(),
-            name: name.clone(),
+            arn: arn.as_str().into(),
+            execution_id: id.as_str().into(),
+            function_name: req.function_name.as_str().into(),
+            name: name.as_str().into(),
             status: ExecutionStatus::Running,
-            input: req.input.clone(),
             result: None,
             error: None,
             start: now,
@@ -341,15 +344,12 @@ impl CheckpointService {
             wake_at: Some(now),
         };
         let mut exec_op = Operation::new(id, OperationType::Execution, OperationStatus::Started, now);
-        exec_op.name = Some(name);
-        exec_op.execution_details = Some(ExecutionDetails { input_payload: req.input.clone() });
+        exec_op.name = Some(name.as_str().into());
+        exec_op.execution_details =
+            Some(Box::new(ExecutionDetails { input_payload: req.input.as_deref().map(Into::into) }));
         let started = execution_started(&mut record, &exec_op, now);
-        let new = NewExecution {
-            record,
-            operations: vec![StoredOperation { seq: 1, operation: exec_op }],
-            events: vec![started],
-        };
-        match self.store.create_execution(new).await {
+        let new = NewExecution { record, operations: vec![StoredOperation::new(1, exec_op)], events: vec![started] };
+        match (*self.store).create_execution(new).await {
             Ok(()) => Ok(Started { arn, created: true }),
             Err(StoreError::AlreadyExists(m)) => {
                 // A concurrent start with the same name won the race.
@@ -359,15 +359,25 @@ impl CheckpointService {
                     .find_execution(&req.function_name, name)
                     .await?
                     .ok_or(ServiceError::Store(StoreError::AlreadyExists(m)))?;
-                Self::same_start(&existing, &req)
+                self.same_start(&existing, &req).await
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    fn same_start(existing: &ExecutionRecord, req: &StartExecution) -> Result<Started, ServiceError> {
-        if existing.input == req.input {
-            Ok(Started { arn: existing.arn.clone(), created: false })
+    /// The input of an execution (on its EXECUTION operation, the first one).
+    async fn input_of(&self, arn: &str) -> Result<Option<String>, ServiceError> {
+        let first = (*self.store).read_operations(arn, None, 1).await?;
+        Ok(first
+            .first()
+            .filter(|o| o.operation.op_type == OperationType::Execution)
+            .and_then(|o| o.operation.execution_details.as_ref())
+            .and_then(|d| d.input_payload.as_deref().map(str::to_owned)))
+    }
+
+    async fn same_start(&self, existing: &ExecutionRecord, req: &StartExecution) -> Result<Started, ServiceError> {
+        if self.input_of(&existing.arn).await? == req.input {
+            Ok(Started { arn: existing.arn.to_string(), created: false })
         } else {
             Err(ServiceError::AlreadyStarted(format!(
                 "an execution named {:?} of function {} already exists with a different input ({})",
@@ -384,11 +394,13 @@ impl CheckpointService {
         ops: Vec<StoredOperation>,
         events: Vec<Event>,
     ) -> Result<(), ServiceError> {
+        // Operations are shared (`Arc`): the cache keeps what the store keeps, uncopied.
+        let cached_ops = ops.clone();
+        let cached_record = record.clone();
         let commit = Commit { expected_version: state.record.version, record, operations: ops, events };
-        let Commit { record, operations, .. } = commit.clone();
-        self.store.commit(commit).await?;
-        state.record = record;
-        for op in operations {
+        (*self.store).commit(commit).await?;
+        state.record = cached_record;
+        for op in cached_ops {
             state.put(op);
         }
         Ok(())
@@ -405,7 +417,7 @@ impl CheckpointService {
     ) {
         for (_, id, kind) in state.due_timers(now) {
             let Some(stored) = state.ops.get(&id) else { continue };
-            let mut op = stored.operation.clone();
+            let mut op = (*stored.operation).clone();
             match kind {
                 TimerKind::WaitEnds => {
                     op.status = OperationStatus::Succeeded;
@@ -420,7 +432,7 @@ impl CheckpointService {
                 }
                 TimerKind::RetryReady => op.status = OperationStatus::Ready,
             }
-            ops.push(StoredOperation { seq: stored.seq, operation: op });
+            ops.push(StoredOperation::new(stored.seq, op));
         }
     }
 
@@ -459,8 +471,11 @@ impl CheckpointService {
                 return Err(ServiceError::NotRunning(format!("{arn} timed out")));
             }
             Self::fire_timers(state, &mut record, now, &mut ops, &mut events);
-            let updated: Vec<String> =
-                ops.iter().map(|o| o.operation.id.clone()).chain(state.notify.drain(..)).collect();
+            let updated: Vec<String> = ops
+                .iter()
+                .map(|o| o.operation.id.to_string())
+                .chain(state.notify.drain(..).map(|i| i.to_string()))
+                .collect();
             record.invocation += 1;
             record.invocation_started = Some(now);
             record.checkpoint_seq = 0;
@@ -474,7 +489,7 @@ impl CheckpointService {
                 Err(e) => return Err(e),
             }
             let state = guard.as_ref().expect("loaded");
-            let token = encode_token(arn, state.record.invocation, 0);
+            let token = encode_token(&state.record.execution_id, state.record.invocation, 0);
             let initial = self.page(state, None);
             return Ok(DurableExecutionInvocationInput {
                 durable_execution_arn: arn.to_owned(),
@@ -500,8 +515,9 @@ impl CheckpointService {
         let exec = state.execution_op().cloned();
         let mut ops = Vec::new();
         if let Some(mut exec) = exec {
-            exec.operation.status = OperationStatus::TimedOut;
-            exec.operation.end_timestamp = Some(now);
+            let op = Arc::make_mut(&mut exec.operation);
+            op.status = OperationStatus::TimedOut;
+            op.end_timestamp = Some(now);
             let e = op_event(
                 &mut record,
                 EventType::ExecutionTimedOut,
@@ -539,24 +555,23 @@ impl CheckpointService {
             None => state.by_seq.range(..),
         };
         let mut more = false;
-        for (seq, id) in range {
-            let op = &state.ops[id].operation;
+        for (seq, op) in range {
             let size = op.approx_size();
             if !operations.is_empty() && (operations.len() >= max_items || bytes + size > max_bytes) {
                 more = true;
                 break;
             }
             bytes += size;
-            operations.push(op.clone());
+            operations.push(Operation::clone(op));
             last = Some(*seq);
         }
         ExecutionState { operations, next_marker: if more { last.map(|s| s.to_string()) } else { None } }
     }
 
     fn check_token(state: &ExecState, arn: &str, token: &str, strict_seq: bool) -> Result<(), ServiceError> {
-        let (invocation, seq, token_arn) =
+        let (execution_id, invocation, seq) =
             decode_token(token).ok_or_else(|| ServiceError::InvalidToken("the token is malformed".to_owned()))?;
-        if token_arn != arn {
+        if *execution_id != *state.record.execution_id {
             return Err(ServiceError::InvalidToken("the token belongs to another execution".to_owned()));
         }
         if state.record.status.is_terminal() {
@@ -596,7 +611,12 @@ impl CheckpointService {
                 .map_err(ServiceError::InvalidParameter)?;
             let mut record = applied.record;
             record.checkpoint_seq += 1;
-            let changed: Vec<String> = applied.touched.iter().map(|o| o.operation.id.clone()).collect();
+            // Report back what the function cannot know from its own updates: operations
+            // that carry service-made data (a wait's end, a retry's next attempt, a callback
+            // id, an invoke's outcome), and what the service changed since the last call.
+            // Steps and contexts the batch itself started or finished are not echoed.
+            let changed: Vec<Arc<Operation>> =
+                applied.touched.iter().filter(|o| reports_back(&o.operation)).map(|o| o.operation.clone()).collect();
             match self.commit(state, record, applied.touched, applied.events).await {
                 Ok(()) => {}
                 Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < 2 => {
@@ -607,12 +627,20 @@ impl CheckpointService {
                 }
                 Err(e) => return Err(e),
             }
-            let mut ids = changed;
-            ids.append(&mut state.notify);
-            ids.dedup();
-            let operations = ids.iter().filter_map(|id| state.ops.get(id)).map(|o| o.operation.clone()).collect();
+            let mut operations: Vec<Operation> = changed.iter().map(|o| Operation::clone(o)).collect();
+            for id in state.notify.drain(..) {
+                if !operations.iter().any(|o| o.id == id)
+                    && let Some(o) = state.ops.get(&id)
+                {
+                    operations.push(Operation::clone(&o.operation));
+                }
+            }
             return Ok(CheckpointDurableExecutionResponse {
-                checkpoint_token: Some(encode_token(arn, state.record.invocation, state.record.checkpoint_seq)),
+                checkpoint_token: Some(encode_token(
+                    &state.record.execution_id,
+                    state.record.invocation,
+                    state.record.checkpoint_seq,
+                )),
                 new_execution_state: ExecutionState { operations, next_marker: None },
             });
         }
@@ -742,7 +770,7 @@ impl CheckpointService {
             Ok(result) => (
                 ExecutionStatus::Succeeded,
                 OperationStatus::Succeeded,
-                (EventType::ExecutionSucceeded, EventDetails::with_result(result.clone())),
+                (EventType::ExecutionSucceeded, EventDetails::with_result(result.as_deref().map(Into::into))),
             ),
             Err(error) => (
                 ExecutionStatus::Failed,
@@ -761,8 +789,9 @@ impl CheckpointService {
             }
         }
         if let Some(exec) = &mut exec {
-            exec.operation.status = op_status;
-            exec.operation.end_timestamp = Some(now);
+            let op = Arc::make_mut(&mut exec.operation);
+            op.status = op_status;
+            op.end_timestamp = Some(now);
             let mut e = op_event(record, event.0, now, &exec.operation, event.1);
             e.name = Some(record.name.clone());
             events.push(e);
@@ -791,8 +820,9 @@ impl CheckpointService {
             let mut ops = Vec::new();
             let mut events = Vec::new();
             if let Some(mut exec) = state.execution_op().cloned() {
-                exec.operation.status = OperationStatus::Stopped;
-                exec.operation.end_timestamp = Some(now);
+                let op = Arc::make_mut(&mut exec.operation);
+                op.status = OperationStatus::Stopped;
+                op.end_timestamp = Some(now);
                 let mut e = op_event(
                     &mut record,
                     EventType::ExecutionStopped,
@@ -823,21 +853,22 @@ impl CheckpointService {
 
     /// The execution (`GetDurableExecution`).
     pub async fn get_execution(&self, arn: &str) -> Result<GetDurableExecutionResponse, ServiceError> {
-        let r = self.store.get_execution(arn).await?.ok_or_else(|| ServiceError::NotFound(arn.to_owned()))?;
-        Ok(self.describe(&r))
+        let r = (*self.store).get_execution(arn).await?.ok_or_else(|| ServiceError::NotFound(arn.to_owned()))?;
+        let input = self.input_of(arn).await?;
+        Ok(self.describe(&r, input))
     }
 
     /// The record of an execution.
     pub async fn get_record(&self, arn: &str) -> Result<ExecutionRecord, ServiceError> {
-        self.store.get_execution(arn).await?.ok_or_else(|| ServiceError::NotFound(arn.to_owned()))
+        (*self.store).get_execution(arn).await?.ok_or_else(|| ServiceError::NotFound(arn.to_owned()))
     }
 
-    fn describe(&self, r: &ExecutionRecord) -> GetDurableExecutionResponse {
+    fn describe(&self, r: &ExecutionRecord, input: Option<String>) -> GetDurableExecutionResponse {
         GetDurableExecutionResponse {
-            durable_execution_arn: r.arn.clone(),
-            durable_execution_name: r.name.clone(),
+            durable_execution_arn: r.arn.to_string(),
+            durable_execution_name: r.name.to_string(),
             function_arn: self.function_arn(&r.function_name),
-            input_payload: r.input.clone(),
+            input_payload: input,
             result: if r.status == ExecutionStatus::Succeeded { r.result.clone() } else { None },
             error: if r.status.is_terminal() { r.error.clone() } else { None },
             start_timestamp: r.start,
@@ -853,7 +884,7 @@ impl CheckpointService {
         arn: &str,
         q: &HistoryQuery,
     ) -> Result<GetDurableExecutionHistoryResponse, ServiceError> {
-        if self.store.get_execution(arn).await?.is_none() {
+        if (*self.store).get_execution(arn).await?.is_none() {
             return Err(ServiceError::NotFound(arn.to_owned()));
         }
         let limit = q.max_items.unwrap_or(1000).clamp(1, 1000);
@@ -866,7 +897,7 @@ impl CheckpointService {
             })?,
             None => 0,
         };
-        let mut events = self.store.read_events(arn, after, limit + 1, q.reverse).await?;
+        let mut events = (*self.store).read_events(arn, after, limit + 1, q.reverse).await?;
         let more = events.len() > limit;
         events.truncate(limit);
         if !q.include_data {
@@ -897,10 +928,10 @@ impl CheckpointService {
         let mut out = Vec::new();
         let mut after = None;
         loop {
-            let page = self.store.read_operations(arn, after, 1000).await?;
+            let page = (*self.store).read_operations(arn, after, 1000).await?;
             let Some(last) = page.last() else { return Ok(out) };
             after = Some(last.seq);
-            out.extend(page.into_iter().map(|o| o.operation));
+            out.extend(page.into_iter().map(|o| Arc::unwrap_or_clone(o.operation)));
         }
     }
 
@@ -909,16 +940,16 @@ impl CheckpointService {
         let limit = if query.limit == 0 { 1000 } else { query.limit.min(1000) };
         let mut q = query.clone();
         q.limit = limit + 1;
-        let mut records = self.store.list_executions(&q).await?;
+        let mut records = (*self.store).list_executions(&q).await?;
         let more = records.len() > limit;
         records.truncate(limit);
-        let next_marker = if more { records.last().map(|r| r.arn.clone()) } else { None };
+        let next_marker = if more { records.last().map(|r| r.arn.to_string()) } else { None };
         Ok(ListDurableExecutionsResponse {
             durable_executions: records
                 .iter()
                 .map(|r| DurableExecutionSummary {
-                    durable_execution_arn: r.arn.clone(),
-                    durable_execution_name: r.name.clone(),
+                    durable_execution_arn: r.arn.to_string(),
+                    durable_execution_name: r.name.to_string(),
                     function_arn: self.function_arn(&r.function_name),
                     status: r.status,
                     start_timestamp: r.start,
@@ -931,12 +962,22 @@ impl CheckpointService {
 
     /// Executions due for an invocation now.
     pub async fn due_executions(&self, limit: usize) -> Result<Vec<String>, ServiceError> {
-        Ok(self.store.due_executions(self.clock.now(), limit).await?.into_iter().map(|d| d.arn).collect())
+        Ok((*self.store).due_executions(self.clock.now(), limit).await?.into_iter().map(|d| d.arn).collect())
     }
 
     /// A [`Checkpointer`] that sends the engine's checkpoints to this service.
     pub fn checkpointer(self: &Arc<Self>) -> Rc<dyn Checkpointer> {
         Rc::new(ServiceCheckpointer { service: self.clone() })
+    }
+}
+
+/// Whether a checkpoint response reports an operation the batch touched: only when the
+/// service added something the function did not send.
+fn reports_back(op: &Operation) -> bool {
+    match op.op_type {
+        OperationType::Step => op.status == OperationStatus::Pending || op.status == OperationStatus::Ready,
+        OperationType::Context | OperationType::Execution => false,
+        OperationType::Wait | OperationType::Callback | OperationType::ChainedInvoke => true,
     }
 }
 

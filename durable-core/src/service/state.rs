@@ -1,7 +1,10 @@
 //! The service's in-memory view of one execution: record, operations by id and by
 //! sequence, and the index of its timers.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use foldhash::{HashMap, HashMapExt};
 
 use crate::model::{Operation, OperationStatus, OperationType, Timestamp};
 use crate::store::{ExecutionRecord, Store, StoreResult, StoredOperation};
@@ -15,14 +18,14 @@ pub(crate) enum TimerKind {
 
 pub(crate) struct ExecState {
     pub(crate) record: ExecutionRecord,
-    pub(crate) ops: HashMap<String, StoredOperation>,
-    pub(crate) by_seq: BTreeMap<u64, String>,
-    pub(crate) timers: BTreeSet<(Timestamp, String, TimerKind)>,
+    pub(crate) ops: HashMap<Arc<str>, StoredOperation>,
+    pub(crate) by_seq: BTreeMap<u64, Arc<Operation>>,
+    pub(crate) timers: BTreeSet<(Timestamp, Arc<str>, TimerKind)>,
     /// Steps whose retry timer fired and that wait for their next attempt.
-    pub(crate) ready: BTreeSet<String>,
+    pub(crate) ready: BTreeSet<Arc<str>>,
     /// Operations the service changed (not the function) since the current invocation's
     /// last checkpoint response: reported in the next one.
-    pub(crate) notify: Vec<String>,
+    pub(crate) notify: Vec<Arc<str>>,
 }
 
 fn timer_of(op: &Operation) -> Option<(Timestamp, TimerKind)> {
@@ -74,12 +77,12 @@ impl ExecState {
         if let Some((t, k)) = timer_of(&op.operation) {
             self.timers.insert((t, op.operation.id.clone(), k));
         }
-        self.by_seq.insert(op.seq, op.operation.id.clone());
+        self.by_seq.insert(op.seq, op.operation.clone());
         self.ops.insert(op.operation.id.clone(), op);
     }
 
     /// Timers due at `now`, earliest first.
-    pub(crate) fn due_timers(&self, now: Timestamp) -> Vec<(Timestamp, String, TimerKind)> {
+    pub(crate) fn due_timers(&self, now: Timestamp) -> Vec<(Timestamp, Arc<str>, TimerKind)> {
         self.timers.iter().take_while(|(t, _, _)| *t <= now).cloned().collect()
     }
 
@@ -90,7 +93,7 @@ impl ExecState {
 
     /// The EXECUTION operation.
     pub(crate) fn execution_op(&self) -> Option<&StoredOperation> {
-        self.ops.get(&self.record.execution_id)
+        self.ops.get(&*self.record.execution_id)
     }
 
     /// Whether anything could still resume the execution: a timer, or a step ready to run.

@@ -31,12 +31,11 @@ pub async fn run_all(store: &dyn Store, tag: &str) {
 pub fn record(tag: &str, function: &str, name: &str) -> ExecutionRecord {
     let id = format!("{tag}-{function}-{name}").replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-");
     ExecutionRecord {
-        arn: format!("arn:durable:test:{function}/durable-execution/{name}/{id}"),
-        execution_id: id,
-        function_name: format!("{tag}-{function}"),
-        name: name.to_owned(),
+        arn: format!("arn:durable:test:{function}/durable-execution/{name}/{id}").into(),
+        execution_id: id.into(),
+        function_name: format!("{tag}-{function}").into(),
+        name: name.into(),
         status: ExecutionStatus::Running,
-        input: Some("{\"n\":1}".into()),
         result: None,
         error: None,
         start: Timestamp::from_millis(1_700_000_000_000),
@@ -59,7 +58,7 @@ fn event(t: EventType, id: u64, op: Option<&str>) -> Event {
         event_type: t,
         event_id: id,
         event_timestamp: Timestamp::from_millis(1_700_000_000_000 + id as i64),
-        id: op.map(str::to_owned),
+        id: op.map(Into::into),
         name: None,
         parent_id: None,
         sub_type: None,
@@ -69,18 +68,23 @@ fn event(t: EventType, id: u64, op: Option<&str>) -> Event {
 
 fn step(id: &str, status: OperationStatus, result: Option<String>) -> Operation {
     let mut op = Operation::new(id, OperationType::Step, status, Timestamp::from_millis(1_700_000_000_000));
-    op.step_details = Some(StepDetails { attempt: Some(1), result, ..StepDetails::default() });
+    op.step_details =
+        Some(Box::new(StepDetails { attempt: Some(1), result: result.map(Into::into), ..StepDetails::default() }));
     op
 }
 
 /// Creates an execution with its EXECUTION operation and `ExecutionStarted` event.
 pub async fn create(store: &dyn Store, record: ExecutionRecord) -> ExecutionRecord {
-    let mut exec =
-        Operation::new(record.execution_id.clone(), OperationType::Execution, OperationStatus::Started, record.start);
-    exec.execution_details = Some(ExecutionDetails { input_payload: record.input.clone() });
+    let mut exec = Operation::new(
+        record.execution_id.to_string(),
+        OperationType::Execution,
+        OperationStatus::Started,
+        record.start,
+    );
+    exec.execution_details = Some(Box::new(ExecutionDetails { input_payload: Some("{\"n\":1}".into()) }));
     let new = NewExecution {
         record: ExecutionRecord { next_op_seq: 2, next_event_id: 2, ..record },
-        operations: vec![StoredOperation { seq: 1, operation: exec }],
+        operations: vec![StoredOperation::new(1, exec)],
         events: vec![event(EventType::ExecutionStarted, 1, None)],
     };
     let rec = new.record.clone();
@@ -98,7 +102,7 @@ pub fn commit_on(current: &ExecutionRecord, ops: Vec<Operation>, n_events: u64) 
         .map(|operation| {
             let seq = record.next_op_seq;
             record.next_op_seq += 1;
-            StoredOperation { seq, operation }
+            StoredOperation::new(seq, operation)
         })
         .collect();
     let events = (0..n_events).map(|i| event(EventType::StepStarted, current.next_event_id + i, Some("x"))).collect();
@@ -128,19 +132,25 @@ pub async fn create_and_read(store: &dyn Store, tag: &str) {
 pub async fn duplicate_creates_are_rejected(store: &dyn Store, tag: &str) {
     let rec = create(store, record(tag, "dup", "same")).await;
     let mut again = record(tag, "dup", "same");
-    again.input = Some("\"other\"".into());
-    let new = NewExecution { record: again, operations: vec![], events: vec![] };
+    again.timeout_seconds = 7;
+    let mut other_exec =
+        Operation::new(again.execution_id.to_string(), OperationType::Execution, OperationStatus::Started, again.start);
+    other_exec.execution_details = Some(Box::new(ExecutionDetails { input_payload: Some("\"other\"".into()) }));
+    let new = NewExecution { record: again, operations: vec![StoredOperation::new(1, other_exec)], events: vec![] };
     assert!(matches!(store.create_execution(new).await, Err(StoreError::AlreadyExists(_))), "same ARN and name");
     let mut other_arn = record(tag, "dup", "same");
-    other_arn.arn.push_str("-2");
-    other_arn.execution_id.push_str("-2");
+    other_arn.arn = format!("{}-2", other_arn.arn).into();
+    other_arn.execution_id = format!("{}-2", other_arn.execution_id).into();
     let new = NewExecution { record: other_arn.clone(), operations: vec![], events: vec![] };
     assert!(matches!(store.create_execution(new).await, Err(StoreError::AlreadyExists(_))), "same name, new ARN");
     assert!(store.get_execution(&other_arn.arn).await.unwrap().is_none(), "a refused create leaves nothing behind");
     let got = store.get_execution(&rec.arn).await.unwrap().unwrap();
-    assert_eq!(got.input.as_deref(), Some("{\"n\":1}"), "the first execution is unchanged");
+    assert_eq!(got, rec, "the first execution is unchanged");
+    let ops = store.read_operations(&rec.arn, None, 10).await.unwrap();
+    let input = ops[0].operation.execution_details.as_ref().unwrap().input_payload.as_deref();
+    assert_eq!(input, Some("{\"n\":1}"), "the first execution's input is unchanged");
     let mut other_function = record(tag, "dup2", "same");
-    other_function.arn.push_str("-3");
+    other_function.arn = format!("{}-3", other_function.arn).into();
     create(store, other_function).await;
 }
 
@@ -156,16 +166,12 @@ pub async fn commits_apply_whole(store: &dyn Store, tag: &str) {
     store.commit(c).await.expect("commit");
     assert_eq!(store.get_execution(&rec.arn).await.unwrap().unwrap(), new_rec);
     let ops = store.read_operations(&rec.arn, None, 100).await.unwrap();
-    assert_eq!(
-        ops.iter().map(|o| o.operation.id.as_str()).collect::<Vec<_>>(),
-        [rec.execution_id.as_str(), "s1", "s2"]
-    );
+    assert_eq!(ops.iter().map(|o| &*o.operation.id).collect::<Vec<_>>(), [&*rec.execution_id, "s1", "s2"]);
     let events = store.read_events(&rec.arn, 0, 100, false).await.unwrap();
     assert_eq!(events.iter().map(|e| e.event_id).collect::<Vec<_>>(), [1, 2, 3, 4]);
     // An upsert replaces the operation in place.
     let mut c2 = commit_on(&new_rec, vec![], 1);
-    c2.operations
-        .push(StoredOperation { seq: 2, operation: step("s1", OperationStatus::Succeeded, Some("\"ok\"".into())) });
+    c2.operations.push(StoredOperation::new(2, step("s1", OperationStatus::Succeeded, Some("\"ok\"".into()))));
     store.commit(c2).await.expect("second commit");
     let ops = store.read_operations(&rec.arn, None, 100).await.unwrap();
     assert_eq!(ops.len(), 3, "an upsert does not duplicate the operation");
@@ -185,7 +191,7 @@ pub async fn stale_commits_conflict_and_change_nothing(store: &dyn Store, tag: &
     }
     assert_eq!(store.get_execution(&rec.arn).await.unwrap().unwrap(), first.record);
     let ops = store.read_operations(&rec.arn, None, 100).await.unwrap();
-    assert!(ops.iter().all(|o| o.operation.id != "b"), "nothing of the stale commit is visible");
+    assert!(ops.iter().all(|o| &*o.operation.id != "b"), "nothing of the stale commit is visible");
     assert_eq!(store.read_events(&rec.arn, 0, 100, false).await.unwrap().len(), 2);
 }
 
@@ -238,8 +244,8 @@ pub async fn operations_page_in_sequence_order(store: &dyn Store, tag: &str) {
     }
     assert_eq!(all.len(), 251);
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "sequence order");
-    assert_eq!(all[1].operation.id, "op-0-0");
-    assert_eq!(all[250].operation.id, "op-4-49");
+    assert_eq!(&*all[1].operation.id, "op-0-0");
+    assert_eq!(&*all[250].operation.id, "op-4-49");
 }
 
 /// Events page ascending from an id and descending from the newest.
@@ -268,7 +274,7 @@ pub async fn due_executions_by_time(store: &dyn Store, tag: &str) {
     }
     let due = store.due_executions(Timestamp::from_millis(base + 2500), 100).await.unwrap();
     let mine: Vec<_> = due.iter().filter(|d| d.arn.contains(&format!("{tag}-due"))).map(|d| d.arn.clone()).collect();
-    assert_eq!(mine, [arns[1].arn.clone(), arns[2].arn.clone()], "due ones, earliest first");
+    assert_eq!(mine, [arns[1].arn.to_string(), arns[2].arn.to_string()], "due ones, earliest first");
     // Clearing the wake time, or finishing the execution, removes it from the index.
     let mut c = commit_on(&arns[1], vec![], 0);
     c.record.wake_at = None;
@@ -278,7 +284,7 @@ pub async fn due_executions_by_time(store: &dyn Store, tag: &str) {
     store.commit(c).await.unwrap();
     let due = store.due_executions(Timestamp::from_millis(base + 5000), 100).await.unwrap();
     let mine: Vec<_> = due.iter().filter(|d| d.arn.contains(&format!("{tag}-due"))).map(|d| d.arn.clone()).collect();
-    assert_eq!(mine, [arns[0].arn.clone()]);
+    assert_eq!(mine, [arns[0].arn.to_string()]);
 }
 
 /// Listing filters by function and status and pages by ARN.
@@ -290,7 +296,7 @@ pub async fn list_by_function_and_status(store: &dyn Store, tag: &str) {
     let mut c = commit_on(&recs[3], vec![], 0);
     c.record.status = ExecutionStatus::Failed;
     store.commit(c).await.unwrap();
-    let function = recs[0].function_name.clone();
+    let function = recs[0].function_name.to_string();
     let q = ListQuery { function_name: Some(function.clone()), ..ListQuery::default() };
     assert_eq!(store.list_executions(&q).await.unwrap().len(), 5);
     let q = ListQuery {
@@ -304,8 +310,12 @@ pub async fn list_by_function_and_status(store: &dyn Store, tag: &str) {
     let q = ListQuery { function_name: Some(function.clone()), limit: 2, ..ListQuery::default() };
     let p1 = store.list_executions(&q).await.unwrap();
     assert_eq!(p1.len(), 2);
-    let q =
-        ListQuery { function_name: Some(function), limit: 10, after: Some(p1[1].arn.clone()), ..ListQuery::default() };
+    let q = ListQuery {
+        function_name: Some(function),
+        limit: 10,
+        after: Some(p1[1].arn.to_string()),
+        ..ListQuery::default()
+    };
     let p2 = store.list_executions(&q).await.unwrap();
     assert_eq!(p2.len(), 3);
     assert!(p2.iter().all(|r| !p1.iter().any(|x| x.arn == r.arn)), "pages do not overlap");
@@ -322,7 +332,7 @@ pub async fn large_payloads_round_trip(store: &dyn Store, tag: &str) {
     assert_eq!(ops.len(), 1);
     let got = ops[0].operation.step_details.as_ref().unwrap().result.as_ref().unwrap();
     assert_eq!(got.len(), payload.len());
-    assert!(got == &payload, "the payload comes back byte for byte");
+    assert!(**got == *payload, "the payload comes back byte for byte");
 }
 
 /// Reads and commits on an unknown execution fail with `NotFound` or read nothing.

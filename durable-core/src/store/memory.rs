@@ -1,7 +1,9 @@
 //! An in-memory store, for tests and the test runner.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -19,15 +21,15 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Inner {
-    executions: BTreeMap<String, Execution>,
-    names: HashMap<(String, String), String>,
-    due: BTreeSet<(Timestamp, String)>,
+    executions: BTreeMap<Arc<str>, Execution>,
+    names: HashMap<(Arc<str>, Arc<str>), Arc<str>>,
+    due: BTreeSet<(Timestamp, Arc<str>)>,
 }
 
 struct Execution {
     record: ExecutionRecord,
-    ops: BTreeMap<u64, Operation>,
-    seq_of: HashMap<String, u64>,
+    ops: BTreeMap<u64, Arc<Operation>>,
+    seq_of: HashMap<Arc<str>, u64>,
     events: Vec<Event>,
 }
 
@@ -38,7 +40,7 @@ impl MemoryStore {
     }
 }
 
-fn due_key(r: &ExecutionRecord) -> Option<(Timestamp, String)> {
+fn due_key(r: &ExecutionRecord) -> Option<(Timestamp, Arc<str>)> {
     match (r.status, r.wake_at) {
         (ExecutionStatus::Running, Some(t)) => Some((t, r.arn.clone())),
         _ => None,
@@ -87,7 +89,7 @@ impl Store for MemoryStore {
         let mut inner = self.inner.lock().expect("memory store lock");
         let r = &new.record;
         let name_key = (r.function_name.clone(), r.name.clone());
-        if inner.executions.contains_key(&r.arn) || inner.names.contains_key(&name_key) {
+        if inner.executions.contains_key(&*r.arn) || inner.names.contains_key(&name_key) {
             return Err(StoreError::AlreadyExists(format!("execution {} of {}", r.name, r.function_name)));
         }
         let mut exec =
@@ -111,7 +113,7 @@ impl Store for MemoryStore {
 
     async fn find_execution(&self, function_name: &str, name: &str) -> StoreResult<Option<ExecutionRecord>> {
         let inner = self.inner.lock().expect("memory store lock");
-        let arn = inner.names.get(&(function_name.to_owned(), name.to_owned()));
+        let arn = inner.names.get(&(Arc::from(function_name), Arc::from(name)));
         Ok(arn.and_then(|a| inner.executions.get(a)).map(|e| e.record.clone()))
     }
 
@@ -120,8 +122,8 @@ impl Store for MemoryStore {
         let inner = &mut *guard;
         let exec = inner
             .executions
-            .get_mut(&commit.record.arn)
-            .ok_or_else(|| StoreError::NotFound(commit.record.arn.clone()))?;
+            .get_mut(&*commit.record.arn)
+            .ok_or_else(|| StoreError::NotFound(commit.record.arn.to_string()))?;
         check_commit(&exec.record, &commit)?;
         if let Some(k) = due_key(&exec.record) {
             inner.due.remove(&k);
@@ -172,7 +174,7 @@ impl Store for MemoryStore {
             .iter()
             .take_while(|(t, _)| *t <= now)
             .take(limit)
-            .map(|(t, a)| DueExecution { arn: a.clone(), wake_at: *t })
+            .map(|(t, a)| DueExecution { arn: a.to_string(), wake_at: *t })
             .collect())
     }
 
@@ -180,13 +182,13 @@ impl Store for MemoryStore {
         let inner = self.inner.lock().expect("memory store lock");
         let iter = match &query.after {
             Some(a) => {
-                inner.executions.range::<String, _>((std::ops::Bound::Excluded(a.clone()), std::ops::Bound::Unbounded))
+                inner.executions.range::<str, _>((std::ops::Bound::Excluded(a.as_str()), std::ops::Bound::Unbounded))
             }
-            None => inner.executions.range::<String, _>(..),
+            None => inner.executions.range::<str, _>(..),
         };
         Ok(iter
             .map(|(_, e)| &e.record)
-            .filter(|r| query.function_name.as_ref().is_none_or(|f| &r.function_name == f))
+            .filter(|r| query.function_name.as_ref().is_none_or(|f| *r.function_name == **f))
             .filter(|r| query.statuses.is_empty() || query.statuses.contains(&r.status))
             .take(if query.limit == 0 { usize::MAX } else { query.limit })
             .cloned()

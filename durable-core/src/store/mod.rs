@@ -29,21 +29,21 @@ pub use memory::MemoryStore;
 
 use crate::model::{ErrorObject, Event, ExecutionStatus, Operation, Timestamp};
 
-/// Everything about an execution except its operations and events.
+/// Everything about an execution except its operations and events. It is rewritten by
+/// every commit, so it carries no payload but the final result or error: the input lives
+/// on the EXECUTION operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutionRecord {
     /// The execution's ARN (the primary key).
-    pub arn: String,
+    pub arn: Arc<str>,
     /// The execution id: the last segment of the ARN and the id of its EXECUTION operation.
-    pub execution_id: String,
+    pub execution_id: Arc<str>,
     /// The function (durable handler) the execution runs.
-    pub function_name: String,
+    pub function_name: Arc<str>,
     /// The execution name (unique per function; the id when none was given).
-    pub name: String,
+    pub name: Arc<str>,
     /// The status.
     pub status: ExecutionStatus,
-    /// The input payload (JSON text).
-    pub input: Option<String>,
     /// The result payload (JSON text), once succeeded; or a result delivered early by an
     /// EXECUTION update.
     pub result: Option<String>,
@@ -85,12 +85,22 @@ impl ExecutionRecord {
 }
 
 /// An operation as stored: the record plus its sequence number in the execution.
+///
+/// The operation is shared (`Arc`): the service's cache, the store's own state and commits
+/// in flight all hold the same record without copying its payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredOperation {
     /// Orders operations in the execution (the order they were created).
     pub seq: u64,
     /// The operation.
-    pub operation: Operation,
+    pub operation: Arc<Operation>,
+}
+
+impl StoredOperation {
+    /// An operation at a sequence number.
+    pub fn new(seq: u64, operation: Operation) -> Self {
+        StoredOperation { seq, operation: Arc::new(operation) }
+    }
 }
 
 /// A new execution: its record, its EXECUTION operation and its first events.

@@ -124,7 +124,7 @@ impl Record {
     }
 }
 
-/// A record serialised ahead of time (by the caller's task, so the single writer thread
+/// A record serialised ahead of time (by the caller's task, so the group leader
 /// only copies bytes), with the running CRC of its bytes.
 pub(super) struct Body {
     bytes: Vec<u8>,
@@ -172,7 +172,7 @@ pub(super) fn push_frame(buf: &mut Vec<u8>, group: u64, last: bool, body: &Body)
 }
 
 /// Serialises `record` straight into a frame appended to `buf` (snapshots and headers,
-/// written by the writer thread itself).
+/// written by the group leader itself).
 pub(super) fn push_record(buf: &mut Vec<u8>, group: u64, last: bool, record: &RecordRef<'_>) -> io::Result<()> {
     let start = buf.len();
     buf.extend_from_slice(&[0; FRAME_HEADER_BYTES]);

@@ -42,7 +42,7 @@ struct Segment {
     len: u64,
 }
 
-/// The open journal, owned by the writer thread.
+/// The open journal, used by one group leader at a time.
 pub(super) struct Journal {
     dir: PathBuf,
     config: Config,
@@ -244,7 +244,7 @@ impl Replay {
                 let result = match record {
                     Record::SnapExecution { record, name_key } => {
                         snap_count += 1;
-                        snap_arn = Some(record.arn.clone());
+                        snap_arn = Some(record.arn.to_string());
                         self.state.snap_execution(record, name_key)
                     }
                     Record::SnapOperations { arn, operations } if snap_arn.as_ref() == Some(&arn) => {
@@ -631,12 +631,12 @@ impl Journal {
         for exec in st.executions.values() {
             let r = &exec.record;
             if r.expires_at.is_some_and(|t| t <= now) {
-                expired.push(r.arn.clone());
+                expired.push(r.arn.to_string());
                 continue;
             }
             count += 1;
             let name_key = (exec.name_key.0 != r.function_name || exec.name_key.1 != r.name)
-                .then_some((exec.name_key.0.as_str(), exec.name_key.1.as_str()));
+                .then_some((&*exec.name_key.0, &*exec.name_key.1));
             push_record(&mut buf, group, false, &RecordRef::SnapExecution { record: r, name_key })?;
             let mut chunk = Vec::new();
             let mut chunk_bytes = 0;

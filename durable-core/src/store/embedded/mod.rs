@@ -3,10 +3,12 @@
 //! [`EmbeddedStore`] keeps its whole state in memory and makes it durable in an append-only
 //! journal in one folder, the way bitcask or Redis's AOF do:
 //!
-//! - **Writes** go to one writer thread, which commits them in groups: every write queued
-//!   while the previous group was being synced joins the next group, and a group costs one
-//!   `write` and one `fdatasync` however many writes it holds. A lone writer waits for
-//!   nobody. A write is acknowledged, and visible to readers, only once it is on disk.
+//! - **Writes** are committed in groups, led by the writers themselves: the first writer
+//!   to find no group in progress leads; every write queued meanwhile joins the next group,
+//!   and a group costs one `write` and one `fdatasync` however many writes it holds. A lone
+//!   writer waits for nobody and hands nothing to another thread. A write is acknowledged,
+//!   and visible to readers, only once it is on disk. The leader does the I/O on its own
+//!   thread, so an `await` on a write blocks that thread for the length of one sync.
 //! - **Reads** are served from memory, with exactly the semantics of
 //!   [`MemoryStore`](super::MemoryStore).
 //! - **The journal** is a series of segment files, `journal-00000001.log`, ..., of frames
@@ -32,9 +34,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
-use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use tokio::sync::oneshot;
@@ -42,7 +42,7 @@ use tokio::sync::oneshot;
 use self::format::{Body, RecordRef};
 use self::journal::{Config, Journal};
 use self::state::State;
-use self::writer::{Limits, Request, Write, WriteOp, Writer};
+use self::writer::{Committer, LeadGuard, Limits, Write, WriteOp, Writer};
 use super::{
     Commit, DueExecution, ExecutionRecord, ListQuery, NewExecution, Store, StoreError, StoreResult, StoredOperation,
 };
@@ -181,9 +181,8 @@ pub struct EmbeddedStore {
     dir: PathBuf,
     state: Arc<RwLock<State>>,
     stats: Arc<Stats>,
-    requests: Option<Sender<Request>>,
-    writer: Option<JoinHandle<()>>,
-    /// Held (locked) for the store's lifetime; released after the writer has stopped.
+    committer: Arc<Committer>,
+    /// Held (locked) for the store's lifetime.
     _lock: File,
 }
 
@@ -194,7 +193,7 @@ impl fmt::Debug for EmbeddedStore {
 }
 
 fn stopped() -> StoreError {
-    StoreError::backend("the embedded store's writer thread has stopped", false)
+    StoreError::backend("the embedded store dropped a write before answering it", false)
 }
 
 impl EmbeddedStore {
@@ -256,7 +255,6 @@ impl EmbeddedStore {
             tracing::warn!(error = %e, "the embedded store could not compact its journal at open");
         }
 
-        let (requests, receiver) = mpsc::channel();
         let writer = Writer {
             journal,
             state: Arc::clone(&state),
@@ -264,11 +262,8 @@ impl EmbeddedStore {
             clock: options.clock,
             stats: Arc::clone(&stats),
         };
-        let writer = std::thread::Builder::new()
-            .name("durable-embedded-writer".into())
-            .spawn(move || writer.run(&receiver))
-            .map_err(|e| backend("cannot start the writer thread for", e))?;
-        Ok(EmbeddedStore { dir, state, stats, requests: Some(requests), writer: Some(writer), _lock: lock })
+        let committer = Arc::new(Committer::new(writer));
+        Ok(EmbeddedStore { dir, state, stats, committer, _lock: lock })
     }
 
     /// The store's folder.
@@ -295,37 +290,28 @@ impl EmbeddedStore {
         }
     }
 
-    /// Compacts the journal now (after the writes already queued), whatever its size:
-    /// writes a snapshot of the live state, without the executions whose `expires_at` has
-    /// passed, and removes the older segments.
-    pub async fn compact(&self) -> StoreResult<()> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Request::Compact(reply))?;
-        answer.await.map_err(|_| stopped())?
-    }
-
-    fn send(&self, request: Request) -> StoreResult<()> {
-        self.requests.as_ref().ok_or_else(stopped)?.send(request).map_err(|_| stopped())
+    /// Compacts the journal now, between two groups, whatever its size: writes a snapshot
+    /// of the live state, without the executions whose `expires_at` has passed, and removes
+    /// the older segments. Blocks the calling thread while it writes.
+    pub fn compact(&self) -> StoreResult<()> {
+        self.committer.compact()
     }
 
     async fn write(&self, op: WriteOp, body: Body) -> StoreResult<()> {
         let (reply, answer) = oneshot::channel();
-        self.send(Request::Write(Box::new(Write { op, body, reply })))?;
+        if self.committer.enqueue(Write { op, body, reply }) {
+            // Lead: first let the tasks that are ready to write now queue behind this one
+            // (a lone writer gets control back at once), then write their group.
+            let guard = LeadGuard(Some(&self.committer));
+            tokio::task::yield_now().await;
+            std::mem::forget(guard);
+            self.committer.lead();
+        }
         answer.await.map_err(|_| stopped())?
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Drop for EmbeddedStore {
-    fn drop(&mut self) {
-        // The writer drains what is queued, then stops; only then is the lock released.
-        drop(self.requests.take());
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! The whole state of the store, in memory: what readers read, and what the writer checks
 //! writes against. Same structures and semantics as `MemoryStore`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt, HashSet};
+use std::sync::Arc;
 
 use crate::model::{Event, ExecutionStatus, Operation, Timestamp};
 use crate::store::memory::check_commit;
@@ -11,9 +14,9 @@ use crate::store::{
 
 #[derive(Default)]
 pub(super) struct State {
-    pub(super) executions: BTreeMap<String, Execution>,
-    names: HashMap<(String, String), String>,
-    due: BTreeSet<(Timestamp, String)>,
+    pub(super) executions: BTreeMap<Arc<str>, Execution>,
+    names: HashMap<(Arc<str>, Arc<str>), Arc<str>>,
+    due: BTreeSet<(Timestamp, Arc<str>)>,
     /// An estimate of what a snapshot of the state would take on disk.
     live_bytes: u64,
 }
@@ -22,9 +25,9 @@ pub(super) struct Execution {
     pub(super) record: ExecutionRecord,
     /// The (function, name) pair the name index holds this execution under: the one it was
     /// created with.
-    pub(super) name_key: (String, String),
-    pub(super) ops: BTreeMap<u64, Operation>,
-    seq_of: HashMap<String, u64>,
+    pub(super) name_key: (Arc<str>, Arc<str>),
+    pub(super) ops: BTreeMap<u64, Arc<Operation>>,
+    seq_of: HashMap<Arc<str>, u64>,
     pub(super) events: Vec<Event>,
     /// This execution's share of `State::live_bytes`.
     bytes: u64,
@@ -38,7 +41,7 @@ pub(super) struct Pending<'a> {
     names: HashSet<(&'a str, &'a str)>,
 }
 
-fn due_key(r: &ExecutionRecord) -> Option<(Timestamp, String)> {
+fn due_key(r: &ExecutionRecord) -> Option<(Timestamp, Arc<str>)> {
     match (r.status, r.wake_at) {
         (ExecutionStatus::Running, Some(t)) => Some((t, r.arn.clone())),
         _ => None,
@@ -49,8 +52,8 @@ fn len(s: &str) -> u64 {
     s.len() as u64
 }
 
-fn opt_len(s: Option<&String>) -> u64 {
-    s.map_or(0, |s| len(s))
+fn opt_len<S: AsRef<str>>(s: Option<&S>) -> u64 {
+    s.map_or(0, |s| len(s.as_ref()))
 }
 
 /// Roughly what a record takes serialised: a fixed part plus its strings and payloads.
@@ -59,7 +62,6 @@ fn record_bytes(r: &ExecutionRecord) -> u64 {
         + len(&r.execution_id)
         + len(&r.function_name)
         + len(&r.name)
-        + opt_len(r.input.as_ref())
         + opt_len(r.result.as_ref())
         + r.error.as_ref().map_or(0, |e| e.approx_size() as u64)
 }
@@ -79,7 +81,7 @@ pub(super) fn event_bytes(e: &Event) -> u64 {
 }
 
 impl Execution {
-    fn new(record: ExecutionRecord, name_key: (String, String)) -> Self {
+    fn new(record: ExecutionRecord, name_key: (Arc<str>, Arc<str>)) -> Self {
         let bytes = record_bytes(&record);
         Execution { record, name_key, ops: BTreeMap::new(), seq_of: HashMap::new(), events: Vec::new(), bytes }
     }
@@ -122,10 +124,10 @@ impl State {
     /// Checks a create against the state and the group's earlier members.
     pub(super) fn check_create<'a>(&self, new: &'a NewExecution, pending: &mut Pending<'a>) -> StoreResult<()> {
         let r = &new.record;
-        if self.executions.contains_key(&r.arn)
-            || pending.records.contains_key(r.arn.as_str())
+        if self.executions.contains_key(&*r.arn)
+            || pending.records.contains_key(&*r.arn)
             || self.names.contains_key(&(r.function_name.clone(), r.name.clone()))
-            || pending.names.contains(&(r.function_name.as_str(), r.name.as_str()))
+            || pending.names.contains(&(&*r.function_name, &*r.name))
         {
             return Err(StoreError::AlreadyExists(format!("execution {} of {}", r.name, r.function_name)));
         }
@@ -136,10 +138,12 @@ impl State {
 
     /// Checks a commit against the state and the group's earlier members.
     pub(super) fn check_commit<'a>(&self, commit: &'a Commit, pending: &mut Pending<'a>) -> StoreResult<()> {
-        let arn = commit.record.arn.as_str();
+        let arn = &*commit.record.arn;
         let current = match pending.records.get(arn) {
             Some(r) => *r,
-            None => &self.executions.get(arn).ok_or_else(|| StoreError::NotFound(commit.record.arn.clone()))?.record,
+            None => {
+                &self.executions.get(arn).ok_or_else(|| StoreError::NotFound(commit.record.arn.to_string()))?.record
+            }
         };
         check_commit(current, commit)?;
         pending.records.insert(arn, &commit.record);
@@ -166,7 +170,7 @@ impl State {
 
     /// Applies a commit that was checked.
     pub(super) fn apply_commit(&mut self, commit: Commit) {
-        let Some(exec) = self.executions.get_mut(&commit.record.arn) else { return };
+        let Some(exec) = self.executions.get_mut(&*commit.record.arn) else { return };
         if let Some(k) = due_key(&exec.record) {
             self.due.remove(&k);
         }
@@ -202,8 +206,9 @@ impl State {
         record: ExecutionRecord,
         name_key: Option<(String, String)>,
     ) -> Result<(), String> {
-        let name_key = name_key.unwrap_or_else(|| (record.function_name.clone(), record.name.clone()));
-        if self.executions.contains_key(&record.arn) || self.names.contains_key(&name_key) {
+        let name_key = name_key
+            .map_or_else(|| (record.function_name.clone(), record.name.clone()), |(f, n)| (Arc::from(f), Arc::from(n)));
+        if self.executions.contains_key(&*record.arn) || self.names.contains_key(&name_key) {
             return Err(format!("execution {} appears twice", record.arn));
         }
         self.insert(Execution::new(record, name_key));
@@ -236,7 +241,7 @@ impl State {
             if let Some(k) = due_key(&exec.record) {
                 self.due.remove(&k);
             }
-            if self.names.get(&exec.name_key).is_some_and(|a| a == arn) {
+            if self.names.get(&exec.name_key).is_some_and(|a| **a == *arn) {
                 self.names.remove(&exec.name_key);
             }
             self.live_bytes = self.live_bytes.saturating_sub(exec.bytes);
@@ -250,7 +255,7 @@ impl State {
     }
 
     pub(super) fn find(&self, function_name: &str, name: &str) -> Option<ExecutionRecord> {
-        let arn = self.names.get(&(function_name.to_owned(), name.to_owned()))?;
+        let arn = self.names.get(&(Arc::from(function_name), Arc::from(name)))?;
         self.get(arn)
     }
 
@@ -285,19 +290,19 @@ impl State {
             .iter()
             .take_while(|(t, _)| *t <= now)
             .take(limit)
-            .map(|(t, a)| DueExecution { arn: a.clone(), wake_at: *t })
+            .map(|(t, a)| DueExecution { arn: a.to_string(), wake_at: *t })
             .collect()
     }
 
     pub(super) fn list_executions(&self, query: &ListQuery) -> Vec<ExecutionRecord> {
         let iter = match &query.after {
             Some(a) => {
-                self.executions.range::<String, _>((std::ops::Bound::Excluded(a.clone()), std::ops::Bound::Unbounded))
+                self.executions.range::<str, _>((std::ops::Bound::Excluded(a.as_str()), std::ops::Bound::Unbounded))
             }
-            None => self.executions.range::<String, _>(..),
+            None => self.executions.range::<str, _>(..),
         };
         iter.map(|(_, e)| &e.record)
-            .filter(|r| query.function_name.as_ref().is_none_or(|f| &r.function_name == f))
+            .filter(|r| query.function_name.as_ref().is_none_or(|f| *r.function_name == **f))
             .filter(|r| query.statuses.is_empty() || query.statuses.contains(&r.status))
             .take(if query.limit == 0 { usize::MAX } else { query.limit })
             .cloned()

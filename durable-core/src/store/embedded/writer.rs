@@ -1,14 +1,18 @@
-//! The writer thread: group commit.
+//! Group commit, led by the writers themselves.
 //!
-//! It takes the first queued write, then every write already queued behind it (up to the
-//! group limits), checks each against the state plus the group's earlier members, answers
-//! the refused ones at once, appends the accepted ones with one write and one `fdatasync`,
-//! and only then applies them to the in-memory state and acknowledges them. A lone write
-//! waits for nobody.
+//! A write is queued; if no write is being led, its caller becomes the leader: it yields
+//! once to the runtime (so tasks that are ready to write right now queue behind it), then
+//! takes every queued write (up to the group limits), checks each against the state plus
+//! the group's earlier members, answers the refused ones at once, appends the accepted
+//! ones with one write and one `fdatasync`, and only then applies them to the in-memory
+//! state and acknowledges them. It leads groups until the queue is empty. A lone write
+//! waits for nobody and crosses no thread: the leader does the I/O on its own thread,
+//! which on small virtual machines saves two cross-CPU wake-ups per commit (measured at
+//! 100 to 200 µs each) compared with a dedicated writer thread.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::sync::oneshot;
 
@@ -18,14 +22,6 @@ use super::journal::Journal;
 use super::state::{Pending, State};
 use crate::clock::Clock;
 use crate::store::{Commit, NewExecution, StoreError, StoreResult};
-
-/// What the writer thread is asked to do.
-pub(super) enum Request {
-    /// Create an execution or commit to one.
-    Write(Box<Write>),
-    /// Compact the journal now.
-    Compact(oneshot::Sender<StoreResult<()>>),
-}
 
 /// One write, serialised by the caller.
 pub(super) struct Write {
@@ -54,47 +50,80 @@ pub(super) struct Writer {
     pub(super) stats: Arc<Stats>,
 }
 
-impl Writer {
-    /// Serves requests until every sender is gone (the store was dropped).
-    pub(super) fn run(mut self, requests: &Receiver<Request>) {
-        let mut next = None;
+#[derive(Default)]
+struct Queue {
+    writes: VecDeque<Write>,
+    leading: bool,
+}
+
+/// The queue of writes and the writer its leaders use.
+pub(super) struct Committer {
+    queue: Mutex<Queue>,
+    writer: Mutex<Writer>,
+}
+
+impl Committer {
+    pub(super) fn new(writer: Writer) -> Committer {
+        Committer { queue: Mutex::new(Queue::default()), writer: Mutex::new(writer) }
+    }
+
+    /// Queues a write; returns whether the caller must lead (no one else is leading).
+    pub(super) fn enqueue(&self, w: Write) -> bool {
+        let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        q.writes.push_back(w);
+        !std::mem::replace(&mut q.leading, true)
+    }
+
+    /// Writes groups until the queue is empty, then gives up the lead.
+    pub(super) fn lead(&self) {
         loop {
-            let first = match next.take() {
-                Some(r) => r,
-                None => match requests.recv() {
-                    Ok(r) => r,
-                    Err(_) => return,
-                },
-            };
-            match first {
-                Request::Compact(reply) => {
-                    let result = self.journal.compact(&self.state, self.clock.now());
-                    let _ = reply.send(result);
+            let group = {
+                let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                if q.writes.is_empty() {
+                    q.leading = false;
+                    return;
                 }
-                Request::Write(w) => {
-                    let mut bytes = w.body.len();
-                    let mut group = vec![*w];
-                    while group.len() < self.limits.max_writes && bytes < self.limits.max_bytes {
-                        match requests.try_recv() {
-                            Ok(Request::Write(w)) => {
-                                bytes += w.body.len();
-                                group.push(*w);
-                            }
-                            Ok(other) => {
-                                next = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
+                let limits = self.writer.lock().unwrap_or_else(PoisonError::into_inner).limits;
+                let mut bytes = 0;
+                let mut group = Vec::new();
+                while let Some(w) = q.writes.front() {
+                    if !group.is_empty() && (group.len() >= limits.max_writes || bytes >= limits.max_bytes) {
+                        break;
                     }
-                    self.commit_group(group);
-                    self.compact_if_due();
+                    bytes += w.body.len();
+                    group.push(q.writes.pop_front().expect("front exists"));
                 }
-            }
+                group
+            };
+            let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            writer.commit_group(group);
+            writer.compact_if_due();
         }
     }
 
-    fn compact_if_due(&mut self) {
+    /// Compacts now, between groups.
+    pub(super) fn compact(&self) -> StoreResult<()> {
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = Arc::clone(&writer.state);
+        let now = writer.clock.now();
+        writer.journal.compact(&state, now)
+    }
+}
+
+/// Leads on drop if its owner could not (its future was dropped mid-yield): queued writes
+/// are never stranded without a leader.
+pub(super) struct LeadGuard<'a>(pub(super) Option<&'a Committer>);
+
+impl Drop for LeadGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.lead();
+        }
+    }
+}
+
+impl Writer {
+    pub(super) fn compact_if_due(&mut self) {
         let live = self.state.read().unwrap_or_else(PoisonError::into_inner).live_bytes();
         if self.journal.should_compact(live)
             && let Err(e) = self.journal.compact(&self.state, self.clock.now())
@@ -103,7 +132,7 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, group: Vec<Write>) {
+    pub(super) fn commit_group(&mut self, group: Vec<Write>) {
         if let Some(why) = self.journal.poisoned() {
             for w in group {
                 let _ = w.reply.send(Err(self.journal.poisoned_error(why)));
