@@ -1,0 +1,102 @@
+//! The local runner: idempotent starts, timers resumed by the worker, and executions
+//! picked up after a restart.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use durable_core::model::{EventType, ExecutionStatus};
+use durable_core::{DurableContext, Error, handler};
+use durable_runtime::{LocalRunner, RunnerError};
+
+async fn greet(ctx: DurableContext, name: String) -> Result<String, Error> {
+    let g = ctx.step("greet", async |_| Ok::<_, Error>(format!("hello {name}"))).await?;
+    ctx.wait("pause", Duration::from_secs(1)).await?;
+    Ok(g)
+}
+
+#[tokio::test]
+async fn idempotent_starts_and_clear_errors() {
+    let runner = LocalRunner::builder().register("greet", handler(greet)).build();
+    let a = runner.start("greet", &"ada", Some("greet-ada")).await.unwrap();
+    let b = runner.start("greet", &"ada", Some("greet-ada")).await.unwrap();
+    assert_eq!(a, b, "same name and input: the existing execution");
+    let err = runner.start("greet", &"bob", Some("greet-ada")).await.unwrap_err();
+    assert!(err.to_string().contains("already exists with a different input"), "{err}");
+    let err = runner.start("nope", &"ada", None).await.unwrap_err();
+    assert!(matches!(err, RunnerError::UnknownFunction(_)), "{err}");
+}
+
+#[tokio::test]
+async fn the_worker_resumes_executions_when_their_timer_is_due() {
+    let runner = LocalRunner::builder().register("greet", handler(greet)).build();
+    let arn = runner.start("greet", &"ada", None).await.unwrap();
+    let t = Instant::now();
+    let record = runner.run_until_finished(&arn).await.unwrap();
+    assert_eq!(record.status, ExecutionStatus::Succeeded);
+    assert_eq!(record.result.as_deref(), Some("\"hello ada\""));
+    assert_eq!(record.invocation, 2, "the wait suspended the first invocation");
+    assert!(t.elapsed() >= Duration::from_secs(1), "the wait lasted its second");
+    assert!(t.elapsed() < Duration::from_secs(10), "and was resumed promptly: {:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn run_until_idle_stops_at_a_suspension() {
+    let runner = LocalRunner::builder().register("greet", handler(greet)).build();
+    let arn = runner.start("greet", &"ada", None).await.unwrap();
+    runner.run_until_idle().await.unwrap();
+    let record = runner.service().get_record(&arn).await.unwrap();
+    assert_eq!(record.status, ExecutionStatus::Running);
+    assert!(record.wake_at.is_some(), "waiting on its timer");
+}
+
+#[tokio::test]
+async fn a_restarted_runner_picks_up_interrupted_executions() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = Arc::new(AtomicU32::new(0));
+    let hang = Arc::new(AtomicBool::new(true));
+    let make = |runs: Arc<AtomicU32>, hang: Arc<AtomicBool>| {
+        move |ctx: DurableContext, (): ()| {
+            let runs = runs.clone();
+            let hang = hang.clone();
+            async move {
+                let v = ctx
+                    .step("work", async |_| {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        if hang.load(Ordering::SeqCst) {
+                            std::future::pending::<()>().await;
+                        }
+                        Ok::<_, Error>(7)
+                    })
+                    .await?;
+                Ok::<_, Error>(v)
+            }
+        }
+    };
+    let arn = {
+        let runner = LocalRunner::builder()
+            .embedded(dir.path())
+            .unwrap()
+            .register("work", handler(make(runs.clone(), hang.clone())))
+            .build();
+        let arn = runner.start("work", &(), Some("job-1")).await.unwrap();
+        // The "process" dies while the step runs.
+        let cut = tokio::time::timeout(Duration::from_millis(200), runner.run_until_finished(&arn)).await;
+        assert!(cut.is_err());
+        arn
+    };
+    hang.store(false, Ordering::SeqCst);
+    let runner = LocalRunner::builder()
+        .embedded(dir.path())
+        .unwrap()
+        .register("work", handler(make(runs.clone(), hang.clone())))
+        .build();
+    let record = runner.run_until_finished(&arn).await.unwrap();
+    assert_eq!(record.status, ExecutionStatus::Succeeded);
+    assert_eq!(record.result.as_deref(), Some("7"));
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "the interrupted at-least-once step ran again");
+    let history = runner.service().full_history(&arn).await.unwrap();
+    let lost = history.iter().find(|e| e.event_type == EventType::InvocationCompleted).unwrap();
+    let error = lost.details.error.as_ref().unwrap().payload.as_ref().unwrap();
+    assert_eq!(error.error_type.as_deref(), Some("Runtime.ExitError"));
+}
