@@ -24,6 +24,7 @@ pub async fn run_all(store: &dyn Store, tag: &str) {
     due_executions_by_time(store, tag).await;
     list_by_function_and_status(store, tag).await;
     large_payloads_round_trip(store, tag).await;
+    operation_meta_round_trips(store, tag).await;
     unknown_executions_are_not_found(store, tag).await;
 }
 
@@ -333,6 +334,32 @@ pub async fn large_payloads_round_trip(store: &dyn Store, tag: &str) {
     let got = ops[0].operation.step_details.as_ref().unwrap().result.as_ref().unwrap();
     assert_eq!(got.len(), payload.len());
     assert!(**got == *payload, "the payload comes back byte for byte");
+}
+
+/// The service's metadata of an operation (callback deadlines, a chained invoke's child)
+/// is stored and read back with it, and replaced by an upsert.
+pub async fn operation_meta_round_trips(store: &dyn Store, tag: &str) {
+    use super::OperationMeta;
+    let rec = create(store, record(tag, "meta", "e1")).await;
+    let mut c = commit_on(&rec, vec![step("cb", OperationStatus::Started, None)], 1);
+    let meta = OperationMeta {
+        timeout_at: Some(Timestamp::from_millis(1_700_000_100_000)),
+        heartbeat_at: Some(Timestamp::from_millis(1_700_000_010_000)),
+        heartbeat_seconds: Some(10),
+        child_arn: Some("arn:child".into()),
+    };
+    c.operations[0].meta = meta.clone();
+    let next = c.record.clone();
+    store.commit(c).await.unwrap();
+    let ops = store.read_operations(&rec.arn, Some(1), 10).await.unwrap();
+    assert_eq!(ops[0].meta, meta, "metadata is stored with the operation");
+    let mut c = commit_on(&next, vec![], 0);
+    let mut moved = ops[0].clone();
+    moved.meta.heartbeat_at = Some(Timestamp::from_millis(1_700_000_020_000));
+    c.operations.push(moved.clone());
+    store.commit(c).await.unwrap();
+    let ops = store.read_operations(&rec.arn, Some(1), 10).await.unwrap();
+    assert_eq!(ops[0].meta, moved.meta, "an upsert replaces the metadata");
 }
 
 /// Reads and commits on an unknown execution fail with `NotFound` or read nothing.

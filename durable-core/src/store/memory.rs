@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::{
     Commit, DueExecution, ExecutionRecord, ListQuery, NewExecution, Store, StoreError, StoreResult, StoredOperation,
 };
-use crate::model::{Event, ExecutionStatus, Operation, Timestamp};
+use crate::model::{Event, ExecutionStatus, Timestamp};
 
 /// Keeps everything in process memory; nothing survives the process. Commits are atomic
 /// and conditional like every store's.
@@ -28,7 +28,7 @@ struct Inner {
 
 struct Execution {
     record: ExecutionRecord,
-    ops: BTreeMap<u64, Arc<Operation>>,
+    ops: BTreeMap<u64, StoredOperation>,
     seq_of: HashMap<Arc<str>, u64>,
     events: Vec<Event>,
 }
@@ -96,7 +96,7 @@ impl Store for MemoryStore {
             Execution { record: new.record.clone(), ops: BTreeMap::new(), seq_of: HashMap::new(), events: new.events };
         for op in new.operations {
             exec.seq_of.insert(op.operation.id.clone(), op.seq);
-            exec.ops.insert(op.seq, op.operation);
+            exec.ops.insert(op.seq, op);
         }
         if let Some(k) = due_key(&exec.record) {
             inner.due.insert(k);
@@ -138,7 +138,7 @@ impl Store for MemoryStore {
             {
                 exec.ops.remove(&old);
             }
-            exec.ops.insert(op.seq, op.operation);
+            exec.ops.insert(op.seq, op);
         }
         exec.events.extend(commit.events);
         Ok(())
@@ -151,7 +151,7 @@ impl Store for MemoryStore {
             Some(a) => exec.ops.range(a.saturating_add(1)..),
             None => exec.ops.range(..),
         };
-        Ok(range.take(limit).map(|(seq, op)| StoredOperation { seq: *seq, operation: op.clone() }).collect())
+        Ok(range.take(limit).map(|(_, op)| op.clone()).collect())
     }
 
     async fn read_events(&self, arn: &str, after: u64, limit: usize, reverse: bool) -> StoreResult<Vec<Event>> {

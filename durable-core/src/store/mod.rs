@@ -94,12 +94,41 @@ pub struct StoredOperation {
     pub seq: u64,
     /// The operation.
     pub operation: Arc<Operation>,
+    /// What the service keeps about the operation beyond the protocol's fields.
+    #[serde(default, skip_serializing_if = "OperationMeta::is_empty")]
+    pub meta: OperationMeta,
 }
 
 impl StoredOperation {
     /// An operation at a sequence number.
     pub fn new(seq: u64, operation: Operation) -> Self {
-        StoredOperation { seq, operation: Arc::new(operation) }
+        StoredOperation { seq, operation: Arc::new(operation), meta: OperationMeta::default() }
+    }
+}
+
+/// Service-side facts about an operation that the protocol's `Operation` has no field for:
+/// callback deadlines and the child execution of a chained invoke. Stores persist it with
+/// the operation.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OperationMeta {
+    /// When a callback times out (`Callback.Timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_at: Option<Timestamp>,
+    /// When a callback's heartbeat times out (`Callback.Heartbeat`); each heartbeat moves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_at: Option<Timestamp>,
+    /// The heartbeat timeout in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_seconds: Option<u32>,
+    /// The execution a chained invoke started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_arn: Option<Arc<str>>,
+}
+
+impl OperationMeta {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        *self == OperationMeta::default()
     }
 }
 

@@ -15,7 +15,7 @@ use std::io::{self, Read};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Event, Operation};
+use crate::model::Event;
 use crate::store::{ExecutionRecord, StoreError, StoreResult, StoredOperation};
 
 /// The format version in every segment header.
@@ -38,12 +38,8 @@ pub(super) struct Header {
     pub(super) snapshot: bool,
 }
 
-/// An operation with its sequence number, borrowed (serialises like [`StoredOperation`]).
-#[derive(Serialize)]
-pub(super) struct SeqOp<'a> {
-    pub(super) seq: u64,
-    pub(super) operation: &'a Operation,
-}
+/// A stored operation, borrowed (serialises like [`StoredOperation`]).
+pub(super) type SeqOp<'a> = &'a StoredOperation;
 
 /// A record to write.
 #[derive(Serialize)]

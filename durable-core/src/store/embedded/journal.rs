@@ -15,7 +15,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use super::Stats;
 use super::format::{
-    FORMAT_VERSION, FRAME_HEADER_BYTES, FrameError, Header, Record, RecordRef, SeqOp, decode, intact_groups_after,
+    FORMAT_VERSION, FRAME_HEADER_BYTES, FrameError, Header, Record, RecordRef, decode, intact_groups_after,
     push_record, read_frame,
 };
 use super::state::{State, event_bytes, op_bytes};
@@ -640,14 +640,14 @@ impl Journal {
             push_record(&mut buf, group, false, &RecordRef::SnapExecution { record: r, name_key })?;
             let mut chunk = Vec::new();
             let mut chunk_bytes = 0;
-            for (seq, op) in &exec.ops {
-                let size = op_bytes(op);
+            for op in exec.ops.values() {
+                let size = op_bytes(&op.operation);
                 if !chunk.is_empty() && chunk_bytes + size > SNAPSHOT_CHUNK_BYTES {
                     let operations = std::mem::take(&mut chunk);
                     push_record(&mut buf, group, false, &RecordRef::SnapOperations { arn: &r.arn, operations })?;
                     chunk_bytes = 0;
                 }
-                chunk.push(SeqOp { seq: *seq, operation: op });
+                chunk.push(op);
                 chunk_bytes += size;
             }
             if !chunk.is_empty() {

@@ -26,7 +26,7 @@ pub(super) struct Execution {
     /// The (function, name) pair the name index holds this execution under: the one it was
     /// created with.
     pub(super) name_key: (Arc<str>, Arc<str>),
-    pub(super) ops: BTreeMap<u64, Arc<Operation>>,
+    pub(super) ops: BTreeMap<u64, StoredOperation>,
     seq_of: HashMap<Arc<str>, u64>,
     pub(super) events: Vec<Event>,
     /// This execution's share of `State::live_bytes`.
@@ -94,11 +94,12 @@ impl Execution {
                 && old != op.seq
                 && let Some(gone) = self.ops.remove(&old)
             {
-                delta -= op_bytes(&gone) as i64;
+                delta -= op_bytes(&gone.operation) as i64;
             }
             delta += op_bytes(&op.operation) as i64;
-            if let Some(replaced) = self.ops.insert(op.seq, op.operation) {
-                delta -= op_bytes(&replaced) as i64;
+            let seq = op.seq;
+            if let Some(replaced) = self.ops.insert(seq, op) {
+                delta -= op_bytes(&replaced.operation) as i64;
             }
         }
         delta
@@ -270,7 +271,7 @@ impl State {
             Some(a) => exec.ops.range(a.saturating_add(1)..),
             None => exec.ops.range(..),
         };
-        Ok(range.take(limit).map(|(seq, op)| StoredOperation { seq: *seq, operation: op.clone() }).collect())
+        Ok(range.take(limit).map(|(_, op)| op.clone()).collect())
     }
 
     pub(super) fn read_events(&self, arn: &str, after: u64, limit: usize, reverse: bool) -> StoreResult<Vec<Event>> {
