@@ -124,7 +124,7 @@ impl TestRunner {
                 function_name: function.to_owned(),
                 name: name.map(str::to_owned),
                 input,
-                timeout_seconds: None,
+                ..StartExecution::default()
             })
             .await?;
         Ok(started.arn)

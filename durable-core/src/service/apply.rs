@@ -7,11 +7,11 @@ use foldhash::HashMap;
 
 use super::state::ExecState;
 use crate::model::{
-    ContextDetails, ErrorObject, Event, EventDetails, EventInput, EventType, Operation, OperationAction,
-    OperationStatus, OperationType, OperationUpdate, RetryDetails, StepDetails, SubType, Timestamp, WaitDetails,
-    validate_name, validate_operation_id,
+    CallbackDetails, ContextDetails, ErrorObject, Event, EventDetails, EventInput, EventType, Operation,
+    OperationAction, OperationStatus, OperationType, OperationUpdate, RetryDetails, StepDetails, SubType, Timestamp,
+    WaitDetails, validate_name, validate_operation_id,
 };
-use crate::store::{ExecutionRecord, StoredOperation};
+use crate::store::{ExecutionRecord, OperationMeta, StoredOperation};
 
 /// The longest wait or retry delay, in seconds.
 pub(crate) const MAX_DELAY_SECONDS: u32 = 31_622_400;
@@ -165,8 +165,8 @@ pub(crate) fn apply_batch(
             }
         }
 
-        let (next, event) = transition(u, existing.map(|s| &*s.operation), now, &mut record)
-            .map_err(|m| invalid(format!("{}: {m}", where_())))?;
+        let (next, meta, event) =
+            transition(u, existing, now, &record).map_err(|m| invalid(format!("{}: {m}", where_())))?;
         let seq = if let Some(ex) = existing {
             ex.seq
         } else {
@@ -177,7 +177,8 @@ pub(crate) fn apply_batch(
         if let Some((t, details)) = event {
             events.push(op_event(&mut record, t, now, &next, details));
         }
-        let stored = StoredOperation::new(seq, next);
+        let mut stored = StoredOperation::new(seq, next);
+        stored.meta = meta;
         if let Some(i) = slot {
             touched[i] = (stored, u.action);
         } else {
@@ -193,7 +194,7 @@ pub(crate) fn apply_batch(
     Ok(Applied { record, touched, events })
 }
 
-type Transition = (Operation, Option<(EventType, EventDetails)>);
+type Transition = (Operation, OperationMeta, Option<(EventType, EventDetails)>);
 
 fn new_op(u: &OperationUpdate, status: OperationStatus, now: Timestamp) -> Operation {
     let mut op = Operation::new(u.id.clone(), u.op_type, status, now);
@@ -217,10 +218,80 @@ fn delay_of(u: &OperationUpdate) -> Result<u32, String> {
 
 fn transition(
     u: &OperationUpdate,
+    existing_stored: Option<&StoredOperation>,
+    now: Timestamp,
+    record: &ExecutionRecord,
+) -> Result<Transition, String> {
+    let meta = existing_stored.map(|s| s.meta.clone()).unwrap_or_default();
+    let existing = existing_stored.map(|s| &*s.operation);
+    if u.action == OperationAction::Start
+        && existing.is_none()
+        && matches!(u.op_type, OperationType::Callback | OperationType::ChainedInvoke)
+    {
+        return start_external(u, now, record);
+    }
+    let (op, event) = transition_op(u, existing, now)?;
+    Ok((op, meta, event))
+}
+
+/// The longest callback timeout or heartbeat timeout, in seconds.
+pub(crate) const MAX_CALLBACK_SECONDS: u32 = 99_999_999;
+
+/// START of a CALLBACK (the service makes its id and deadlines) or of a CHAINED_INVOKE
+/// (the service names the child execution it will start).
+fn start_external(u: &OperationUpdate, now: Timestamp, record: &ExecutionRecord) -> Result<Transition, String> {
+    let mut op = new_op(u, OperationStatus::Started, now);
+    let mut meta = OperationMeta::default();
+    if u.op_type == OperationType::Callback {
+        let options = u.callback_options.clone().unwrap_or_default();
+        let timeout = options.timeout_seconds.unwrap_or(0);
+        let heartbeat = options.heartbeat_timeout_seconds.unwrap_or(0);
+        if timeout > MAX_CALLBACK_SECONDS || heartbeat > MAX_CALLBACK_SECONDS {
+            return Err(format!("callback timeouts must be 0 to {MAX_CALLBACK_SECONDS} seconds"));
+        }
+        let callback_id = super::callback::make_id(&record.arn, &u.id);
+        op.callback_details =
+            Some(Box::new(CallbackDetails { callback_id: Some(callback_id.clone()), ..CallbackDetails::default() }));
+        if timeout > 0 {
+            meta.timeout_at = Some(now.plus_seconds(i64::from(timeout)));
+        }
+        if heartbeat > 0 {
+            meta.heartbeat_seconds = Some(heartbeat);
+            meta.heartbeat_at = Some(now.plus_seconds(i64::from(heartbeat)));
+        }
+        let details = EventDetails {
+            callback_id: Some(callback_id),
+            timeout: Some(u64::from(timeout)),
+            heartbeat_timeout: Some(u64::from(heartbeat)),
+            ..EventDetails::default()
+        };
+        return Ok((op, meta, Some((EventType::CallbackStarted, details))));
+    }
+    let options = u.chained_invoke_options.as_ref().ok_or("a CHAINED_INVOKE START needs ChainedInvokeOptions")?;
+    if options.function_name.is_empty() {
+        return Err("ChainedInvokeOptions.FunctionName must not be empty".to_owned());
+    }
+    op.chained_invoke_details = Some(Box::default());
+    let child = super::invoke::child_arn(record, &u.id, &options.function_name);
+    meta.child_arn = Some(child.clone());
+    meta.invoke_function = Some(options.function_name.as_str().into());
+    meta.invoke_input.clone_from(&u.payload);
+    let details = EventDetails {
+        function_name: Some(options.function_name.clone()),
+        tenant_id: options.tenant_id.clone(),
+        input: Some(EventInput { payload: u.payload.clone(), truncated: None }),
+        executed_version: Some("$LATEST".to_owned()),
+        durable_execution_arn: Some(child.to_string()),
+        ..EventDetails::default()
+    };
+    Ok((op, meta, Some((EventType::ChainedInvokeStarted, details))))
+}
+
+fn transition_op(
+    u: &OperationUpdate,
     existing: Option<&Operation>,
     now: Timestamp,
-    _record: &mut ExecutionRecord,
-) -> Result<Transition, String> {
+) -> Result<(Operation, Option<(EventType, EventDetails)>), String> {
     use OperationAction as A;
     use OperationStatus as S;
     let status = existing.map(|e| e.status);
@@ -366,9 +437,7 @@ fn transition(
             }
             _ => Err(illegal()),
         },
-        OperationType::Callback | OperationType::ChainedInvoke => {
-            Err(format!("{} operations are not supported by this service yet", u.op_type))
-        }
+        OperationType::Callback | OperationType::ChainedInvoke => Err(illegal()),
         OperationType::Execution => unreachable!("handled by the caller"),
     }
 }

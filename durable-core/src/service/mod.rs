@@ -10,6 +10,8 @@
 //! the invocation ended.
 
 mod apply;
+mod callback;
+mod invoke;
 mod state;
 
 use foldhash::{HashMap, HashMapExt};
@@ -29,7 +31,7 @@ use crate::model::{
     ExecutionStatus, GetDurableExecutionHistoryResponse, GetDurableExecutionResponse, InvocationStatus,
     ListDurableExecutionsResponse, Operation, OperationStatus, OperationType, OperationUpdate, Timestamp,
 };
-use crate::store::{Commit, ExecutionRecord, ListQuery, NewExecution, Store, StoreError, StoredOperation};
+use crate::store::{Commit, ExecutionRecord, InvokedBy, ListQuery, NewExecution, Store, StoreError, StoredOperation};
 
 /// Settings of a [`CheckpointService`].
 #[derive(Debug, Clone)]
@@ -159,6 +161,11 @@ pub struct StartExecution {
     pub input: Option<String>,
     /// The execution timeout in seconds.
     pub timeout_seconds: Option<u64>,
+    /// A fixed execution id (32 hex digits) instead of a random one: chained invokes derive
+    /// their child's id from the parent so that a repeated dispatch finds the same child.
+    pub execution_id: Option<String>,
+    /// The chained invoke this execution serves.
+    pub invoked_by: Option<InvokedBy>,
 }
 
 /// The result of a start.
@@ -318,7 +325,7 @@ impl CheckpointService {
             return self.same_start(&existing, &req).await;
         }
         let now = self.clock.now();
-        let id = uuid::Uuid::new_v4().simple().to_string();
+        let id = req.execution_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
         let name = req.name.clone().unwrap_or_else(|| id.clone());
         let arn = format!("{}:$LATEST/durable-execution/{name}/{id}", self.function_arn(&req.function_name));
         let timeout = req.timeout_seconds.unwrap_or(self.config.default_timeout_seconds).clamp(1, 31_622_400);
@@ -342,6 +349,7 @@ impl CheckpointService {
             invocation_started: None,
             checkpoint_seq: 0,
             wake_at: Some(now),
+            invoked_by: req.invoked_by.clone(),
         };
         let mut exec_op = Operation::new(id, OperationType::Execution, OperationStatus::Started, now);
         exec_op.name = Some(name.as_str().into());
@@ -417,8 +425,30 @@ impl CheckpointService {
     ) {
         for (_, id, kind) in state.due_timers(now) {
             let Some(stored) = state.ops.get(&id) else { continue };
+            if ops.iter().any(|o: &StoredOperation| o.operation.id == id) {
+                // Both deadlines of one callback passed: the first one decided.
+                continue;
+            }
             let mut op = (*stored.operation).clone();
             match kind {
+                TimerKind::CallbackTimeout | TimerKind::CallbackHeartbeat => {
+                    let error = if kind == TimerKind::CallbackTimeout {
+                        callback::timeout_error()
+                    } else {
+                        callback::heartbeat_error()
+                    };
+                    op.status = OperationStatus::TimedOut;
+                    op.end_timestamp = Some(now);
+                    let details = op.callback_details.get_or_insert_with(Box::default);
+                    details.error = Some(error.clone());
+                    events.push(op_event(
+                        record,
+                        EventType::CallbackTimedOut,
+                        now,
+                        &op,
+                        EventDetails::with_error(Some(error)),
+                    ));
+                }
                 TimerKind::WaitEnds => {
                     op.status = OperationStatus::Succeeded;
                     op.end_timestamp = Some(now);
@@ -432,7 +462,9 @@ impl CheckpointService {
                 }
                 TimerKind::RetryReady => op.status = OperationStatus::Ready,
             }
-            ops.push(StoredOperation::new(stored.seq, op));
+            let mut next = StoredOperation::new(stored.seq, op);
+            next.meta = stored.meta.clone();
+            ops.push(next);
         }
     }
 
@@ -488,6 +520,7 @@ impl CheckpointService {
                 }
                 Err(e) => return Err(e),
             }
+            self.dispatch_invokes(guard.as_mut().expect("loaded")).await?;
             let state = guard.as_ref().expect("loaded");
             let token = encode_token(&state.record.execution_id, state.record.invocation, 0);
             let initial = self.page(state, None);
@@ -530,6 +563,7 @@ impl CheckpointService {
         }
         Self::finish_record(&mut record, ExecutionStatus::TimedOut, now);
         record.error = Some(error);
+        self.report_to_parent(&record).await?;
         self.commit(state, record, ops, events).await?;
         self.forget(&state.record.arn);
         Ok(())
@@ -627,6 +661,7 @@ impl CheckpointService {
                 }
                 Err(e) => return Err(e),
             }
+            self.dispatch_invokes(state).await?;
             let mut operations: Vec<Operation> = changed.iter().map(|o| Operation::clone(o)).collect();
             for id in state.notify.drain(..) {
                 if !operations.iter().any(|o| o.id == id)
@@ -709,7 +744,11 @@ impl CheckpointService {
                 InvocationEnd::Crashed { retry_at, .. } => record.wake_at = Some(*retry_at),
                 InvocationEnd::Output(out) => match out.status {
                     InvocationStatus::Pending => {
-                        if state.has_pending_work() {
+                        if !state.notify.is_empty() {
+                            // Something the function waits on finished while it ran.
+                            state.notify.clear();
+                            record.wake_at = Some(now);
+                        } else if state.has_pending_work() {
                             record.wake_at = state
                                 .next_timer()
                                 .map(|t| t.max(now))
@@ -738,6 +777,11 @@ impl CheckpointService {
                     }
                 },
             }
+            if finished {
+                // The parent hears of the end first: if this commit is lost, the child is
+                // invoked again and reports again, which the parent ignores.
+                self.report_to_parent(&record).await?;
+            }
             match self.commit(state, record, ops, events).await {
                 Ok(()) => {}
                 Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < 2 => {
@@ -745,6 +789,9 @@ impl CheckpointService {
                     continue;
                 }
                 Err(e) => return Err(e),
+            }
+            if !finished {
+                self.dispatch_invokes(state).await?;
             }
             let record = state.record.clone();
             if finished {
@@ -800,6 +847,165 @@ impl CheckpointService {
         Self::finish_record(record, status, now);
     }
 
+    /// Applies a change computed from the execution's current state, atomically, retrying
+    /// on a conflicting write. A change that completes something wakes the execution: a
+    /// running invocation hears of it in its next checkpoint response, an idle execution
+    /// becomes due now.
+    pub(crate) async fn mutate(
+        &self,
+        arn: &str,
+        f: &mut (dyn FnMut(&ExecState, Timestamp) -> Result<Option<Change>, ServiceError> + Send),
+    ) -> Result<(), ServiceError> {
+        let slot = self.slot(arn);
+        let mut guard = slot.lock().await;
+        for attempt in 0..3 {
+            if guard.is_none() {
+                *guard = Some(match self.load(arn).await {
+                    Ok(s) => s,
+                    Err(ServiceError::NotFound(_)) => {
+                        return Err(ServiceError::InvalidParameter(ErrorObject::new(
+                            "ResourceNotFoundException",
+                            format!("no execution {arn}"),
+                        )));
+                    }
+                    Err(e) => return Err(e),
+                });
+            }
+            let state = guard.as_mut().expect("loaded");
+            if state.record.status.is_terminal() {
+                return Err(ServiceError::NotRunning(format!("{arn} is {}", state.record.status)));
+            }
+            let now = self.clock.now();
+            let Some(mut change) = f(state, now)? else { return Ok(()) };
+            let active = state.record.active_invocation().is_some();
+            if !active {
+                change.record.wake_at =
+                    if change.wake { Some(now) } else { state.next_timer_with(&change.ops).map(|t| t.max(now)) };
+            }
+            match self.commit(state, change.record, change.ops, change.events).await {
+                Ok(()) => {}
+                Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < 2 => {
+                    *guard = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            if active && let Some(id) = change.notify {
+                state.notify.push(id);
+            }
+            return Ok(());
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Creates the child executions of chained invokes whose START is committed but whose
+    /// child does not exist yet, and records that they do.
+    async fn dispatch_invokes(&self, state: &mut ExecState) -> Result<(), ServiceError> {
+        if state.undispatched.is_empty() {
+            return Ok(());
+        }
+        let mut done = Vec::new();
+        for id in state.undispatched.clone() {
+            let Some(stored) = state.ops.get(&id) else { continue };
+            let (Some(child_arn), Some(function)) = (&stored.meta.child_arn, &stored.meta.invoke_function) else {
+                continue;
+            };
+            let child_id = child_arn.rsplit('/').next().unwrap_or_default().to_owned();
+            let req = StartExecution {
+                function_name: invoke::function_of(function).to_owned(),
+                name: Some(invoke::child_name(&child_id)),
+                input: stored.meta.invoke_input.as_deref().map(str::to_owned),
+                timeout_seconds: None,
+                execution_id: Some(child_id),
+                invoked_by: Some(InvokedBy { arn: state.record.arn.clone(), operation_id: id.clone() }),
+            };
+            match Box::pin(self.start_execution(req)).await {
+                Ok(_) | Err(ServiceError::AlreadyStarted(_)) => {}
+                Err(ServiceError::InvalidParameter(e)) => {
+                    // The target cannot be started at all (an invalid function name): the
+                    // invoke fails instead of waiting forever.
+                    tracing::warn!(error = %e, "chained invoke target rejected");
+                }
+                Err(e) => return Err(e),
+            }
+            let mut next = stored.clone();
+            next.meta.dispatched = true;
+            next.meta.invoke_input = None;
+            done.push(next);
+        }
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut record = state.record.clone();
+        record.version += 1;
+        self.commit(state, record, done, Vec::new()).await
+    }
+
+    /// Reports a child execution's end to the chained invoke that started it. Idempotent:
+    /// an operation already completed is left alone.
+    async fn report_to_parent(&self, child: &ExecutionRecord) -> Result<(), ServiceError> {
+        let Some(parent) = &child.invoked_by else { return Ok(()) };
+        let op_id = parent.operation_id.clone();
+        let outcome = (child.status, child.result.clone(), child.error.clone());
+        let result = self
+            .mutate(&parent.arn, &mut |state: &ExecState, now: Timestamp| {
+                let Some(stored) = state.ops.get(&op_id) else { return Ok(None) };
+                if stored.operation.op_type != OperationType::ChainedInvoke
+                    || stored.operation.status != OperationStatus::Started
+                {
+                    return Ok(None);
+                }
+                let mut record = state.record.clone();
+                record.version += 1;
+                let mut next = stored.clone();
+                let op = Arc::make_mut(&mut next.operation);
+                op.end_timestamp = Some(now);
+                let (status, result, error) = &outcome;
+                let (op_status, event, details) = match status {
+                    ExecutionStatus::Succeeded => {
+                        let payload: Option<Arc<str>> = result.as_deref().map(Into::into);
+                        (
+                            OperationStatus::Succeeded,
+                            EventType::ChainedInvokeSucceeded,
+                            EventDetails::with_result(payload),
+                        )
+                    }
+                    ExecutionStatus::TimedOut => (
+                        OperationStatus::TimedOut,
+                        EventType::ChainedInvokeTimedOut,
+                        EventDetails::with_error(error.clone()),
+                    ),
+                    ExecutionStatus::Stopped => (
+                        OperationStatus::Stopped,
+                        EventType::ChainedInvokeStopped,
+                        EventDetails::with_error(error.clone()),
+                    ),
+                    _ => (
+                        OperationStatus::Failed,
+                        EventType::ChainedInvokeFailed,
+                        EventDetails::with_error(error.clone()),
+                    ),
+                };
+                op.status = op_status;
+                op.chained_invoke_details = Some(Box::new(crate::model::ChainedInvokeDetails {
+                    result: if op_status == OperationStatus::Succeeded {
+                        result.as_deref().map(Into::into)
+                    } else {
+                        None
+                    },
+                    error: if op_status == OperationStatus::Succeeded { None } else { error.clone() },
+                }));
+                let e = op_event(&mut record, event, now, op, details);
+                Ok(Some(Change { record, ops: vec![next], events: vec![e], wake: true, notify: Some(op_id.clone()) }))
+            })
+            .await;
+        match result {
+            // A parent that ended meanwhile (stopped, timed out) no longer waits.
+            Ok(()) | Err(ServiceError::NotRunning(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Stops a running execution (`StopDurableExecution`).
     pub async fn stop_execution(&self, arn: &str, error: Option<ErrorObject>) -> Result<Timestamp, ServiceError> {
         let slot = self.slot(arn);
@@ -836,6 +1042,7 @@ impl CheckpointService {
             }
             Self::finish_record(&mut record, ExecutionStatus::Stopped, now);
             record.error = Some(error);
+            self.report_to_parent(&record).await?;
             match self.commit(state, record, ops, events).await {
                 Ok(()) => {}
                 Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < 2 => {
@@ -969,6 +1176,17 @@ impl CheckpointService {
     pub fn checkpointer(self: &Arc<Self>) -> Rc<dyn Checkpointer> {
         Rc::new(ServiceCheckpointer { service: self.clone() })
     }
+}
+
+/// A change to an execution made from outside an invocation (a callback, a child's end).
+pub(crate) struct Change {
+    pub(crate) record: ExecutionRecord,
+    pub(crate) ops: Vec<StoredOperation>,
+    pub(crate) events: Vec<Event>,
+    /// The change completes something the execution waits on: wake it.
+    pub(crate) wake: bool,
+    /// The operation to report to a running invocation.
+    pub(crate) notify: Option<Arc<str>>,
 }
 
 /// Whether a checkpoint response reports an operation the batch touched: only when the

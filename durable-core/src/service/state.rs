@@ -14,6 +14,8 @@ use crate::store::{ExecutionRecord, Store, StoreResult, StoredOperation};
 pub(crate) enum TimerKind {
     WaitEnds,
     RetryReady,
+    CallbackTimeout,
+    CallbackHeartbeat,
 }
 
 pub(crate) struct ExecState {
@@ -26,18 +28,39 @@ pub(crate) struct ExecState {
     /// Operations the service changed (not the function) since the current invocation's
     /// last checkpoint response: reported in the next one.
     pub(crate) notify: Vec<Arc<str>>,
+    /// Callbacks and chained invokes still waiting for the outside world.
+    pub(crate) external: BTreeSet<Arc<str>>,
+    /// Chained invokes whose child execution is not created yet.
+    pub(crate) undispatched: BTreeSet<Arc<str>>,
 }
 
-fn timer_of(op: &Operation) -> Option<(Timestamp, TimerKind)> {
-    match (op.op_type, op.status) {
+fn timers_of(stored: &StoredOperation) -> Vec<(Timestamp, TimerKind)> {
+    let op = &stored.operation;
+    let one = match (op.op_type, op.status) {
         (OperationType::Wait, OperationStatus::Started) => {
-            op.wait_details.as_ref()?.scheduled_end_timestamp.map(|t| (t, TimerKind::WaitEnds))
+            op.wait_details.as_ref().and_then(|d| d.scheduled_end_timestamp).map(|t| (t, TimerKind::WaitEnds))
         }
         (OperationType::Step, OperationStatus::Pending) => {
-            op.step_details.as_ref()?.next_attempt_timestamp.map(|t| (t, TimerKind::RetryReady))
+            op.step_details.as_ref().and_then(|d| d.next_attempt_timestamp).map(|t| (t, TimerKind::RetryReady))
+        }
+        (OperationType::Callback, OperationStatus::Started) => {
+            let mut v = Vec::new();
+            if let Some(t) = stored.meta.timeout_at {
+                v.push((t, TimerKind::CallbackTimeout));
+            }
+            if let Some(t) = stored.meta.heartbeat_at {
+                v.push((t, TimerKind::CallbackHeartbeat));
+            }
+            return v;
         }
         _ => None,
-    }
+    };
+    one.into_iter().collect()
+}
+
+fn is_external_wait(op: &Operation) -> bool {
+    matches!(op.op_type, OperationType::Callback | OperationType::ChainedInvoke)
+        && op.status == OperationStatus::Started
 }
 
 impl ExecState {
@@ -49,6 +72,8 @@ impl ExecState {
             timers: BTreeSet::new(),
             ready: BTreeSet::new(),
             notify: Vec::new(),
+            external: BTreeSet::new(),
+            undispatched: BTreeSet::new(),
         };
         let mut after = None;
         loop {
@@ -64,18 +89,29 @@ impl ExecState {
 
     /// Inserts or replaces an operation, keeping the indexes right.
     pub(crate) fn put(&mut self, op: StoredOperation) {
-        if let Some(old) = self.ops.get(&op.operation.id)
-            && let Some((t, k)) = timer_of(&old.operation)
-        {
-            self.timers.remove(&(t, old.operation.id.clone(), k));
+        if let Some(old) = self.ops.get(&op.operation.id) {
+            for (t, k) in timers_of(old) {
+                self.timers.remove(&(t, old.operation.id.clone(), k));
+            }
         }
+        let id = &op.operation.id;
         if op.operation.status == OperationStatus::Ready {
-            self.ready.insert(op.operation.id.clone());
-        } else {
-            self.ready.remove(&op.operation.id);
+            self.ready.insert(id.clone());
+        } else if !self.ready.is_empty() {
+            self.ready.remove(id);
         }
-        if let Some((t, k)) = timer_of(&op.operation) {
-            self.timers.insert((t, op.operation.id.clone(), k));
+        if is_external_wait(&op.operation) {
+            self.external.insert(id.clone());
+        } else if !self.external.is_empty() {
+            self.external.remove(id);
+        }
+        if op.operation.op_type == OperationType::ChainedInvoke && !op.meta.dispatched && op.meta.child_arn.is_some() {
+            self.undispatched.insert(id.clone());
+        } else if !self.undispatched.is_empty() {
+            self.undispatched.remove(id);
+        }
+        for (t, k) in timers_of(&op) {
+            self.timers.insert((t, id.clone(), k));
         }
         self.by_seq.insert(op.seq, op.operation.clone());
         self.ops.insert(op.operation.id.clone(), op);
@@ -91,13 +127,21 @@ impl ExecState {
         self.timers.iter().next().map(|(t, _, _)| *t)
     }
 
+    /// The earliest timer once `changed` replace their current versions.
+    pub(crate) fn next_timer_with(&self, changed: &[StoredOperation]) -> Option<Timestamp> {
+        let unchanged =
+            self.timers.iter().find(|(_, id, _)| !changed.iter().any(|c| c.operation.id == *id)).map(|(t, _, _)| *t);
+        changed.iter().flat_map(timers_of).map(|(t, _)| t).chain(unchanged).min()
+    }
+
     /// The EXECUTION operation.
     pub(crate) fn execution_op(&self) -> Option<&StoredOperation> {
         self.ops.get(&*self.record.execution_id)
     }
 
-    /// Whether anything could still resume the execution: a timer, or a step ready to run.
+    /// Whether anything could still resume the execution: a timer, a step ready to run,
+    /// or a callback or chained invoke the outside world will complete.
     pub(crate) fn has_pending_work(&self) -> bool {
-        !self.timers.is_empty() || !self.ready.is_empty()
+        !self.timers.is_empty() || !self.ready.is_empty() || !self.external.is_empty()
     }
 }

@@ -51,6 +51,7 @@ pub fn record(tag: &str, function: &str, name: &str) -> ExecutionRecord {
         invocation_started: None,
         checkpoint_seq: 0,
         wake_at: None,
+        invoked_by: None,
     }
 }
 
@@ -347,6 +348,9 @@ pub async fn operation_meta_round_trips(store: &dyn Store, tag: &str) {
         heartbeat_at: Some(Timestamp::from_millis(1_700_000_010_000)),
         heartbeat_seconds: Some(10),
         child_arn: Some("arn:child".into()),
+        dispatched: true,
+        invoke_function: Some("target".into()),
+        invoke_input: Some("{\"x\":1}".into()),
     };
     c.operations[0].meta = meta.clone();
     let next = c.record.clone();

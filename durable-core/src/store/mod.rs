@@ -75,6 +75,20 @@ pub struct ExecutionRecord {
     /// callback); `None` while an invocation runs or while it waits on something that
     /// has no time (a callback without timeout). Stores index it for [`Store::due_executions`].
     pub wake_at: Option<Timestamp>,
+    /// The chained invoke that started this execution, if one did: its result goes back to
+    /// that operation when this execution ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoked_by: Option<InvokedBy>,
+}
+
+/// The parent side of a chained invoke: the invoking execution and its CHAINED_INVOKE
+/// operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvokedBy {
+    /// The invoking execution.
+    pub arn: Arc<str>,
+    /// Its CHAINED_INVOKE operation.
+    pub operation_id: Arc<str>,
 }
 
 impl ExecutionRecord {
@@ -123,6 +137,16 @@ pub struct OperationMeta {
     /// The execution a chained invoke started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child_arn: Option<Arc<str>>,
+    /// Whether that execution was created (a chained invoke is dispatched after its START
+    /// is committed; a crash in between is repaired at the next invocation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dispatched: bool,
+    /// The function a chained invoke calls, kept until it is dispatched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoke_function: Option<Arc<str>>,
+    /// The input of a chained invoke, kept until it is dispatched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoke_input: Option<Arc<str>>,
 }
 
 impl OperationMeta {

@@ -1,0 +1,202 @@
+//! Callbacks: ids that are hard to guess and bound to their operation, completion from
+//! outside (success, failure, heartbeat), and timeouts.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::apply::op_event;
+use super::state::ExecState;
+use super::{Change, CheckpointService, ServiceError};
+use crate::model::{CallbackDetails, ErrorObject, EventDetails, EventType, OperationStatus, OperationType, Timestamp};
+use crate::store::StoredOperation;
+
+#[derive(Serialize, Deserialize)]
+struct IdParts {
+    /// The execution.
+    a: String,
+    /// The CALLBACK operation.
+    o: String,
+    /// 128 random bits, hex: the part a forger cannot know.
+    t: String,
+}
+
+/// A new callback id for operation `op` of execution `arn`: base64url of the execution,
+/// the operation and 128 random bits.
+pub(crate) fn make_id(arn: &str, op: &str) -> String {
+    let token = format!("{:032x}", rand::random::<u128>());
+    let json = serde_json::to_vec(&IdParts { a: arn.to_owned(), o: op.to_owned(), t: token }).expect("plain strings");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+/// The execution and operation a callback id names, if it is well formed.
+fn parse_id(id: &str) -> Option<(String, String)> {
+    if id.len() > 1024 {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id).ok()?;
+    let parts: IdParts = serde_json::from_slice(&bytes).ok()?;
+    (parts.t.len() == 32).then_some((parts.a, parts.o))
+}
+
+/// Constant-time comparison, so response times do not leak how much of a guess was right.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn invalid(message: String) -> ServiceError {
+    ServiceError::InvalidParameter(ErrorObject::new("InvalidParameterValueException", message))
+}
+
+/// How an outside party completes a callback.
+enum Completion {
+    Success(Option<String>),
+    Failure(ErrorObject),
+    Heartbeat,
+}
+
+impl CheckpointService {
+    /// Completes a callback with a result (`SendDurableExecutionCallbackSuccess`). The
+    /// result is JSON text (the callback's codec decodes it).
+    pub async fn callback_success(&self, callback_id: &str, result: Option<String>) -> Result<(), ServiceError> {
+        if let Some(r) = &result
+            && r.len() > self.config.limits.max_operation_payload.min(1024 * 1024)
+        {
+            return Err(invalid(format!(
+                "the callback result is {} bytes; at most {} bytes are accepted",
+                r.len(),
+                self.config.limits.max_operation_payload.min(1024 * 1024)
+            )));
+        }
+        self.complete_callback(callback_id, Completion::Success(result)).await
+    }
+
+    /// Fails a callback (`SendDurableExecutionCallbackFailure`).
+    pub async fn callback_failure(&self, callback_id: &str, error: ErrorObject) -> Result<(), ServiceError> {
+        if error.approx_size() > 1024 * 1024 {
+            return Err(invalid("the callback error is larger than 1 MiB".to_owned()));
+        }
+        self.complete_callback(callback_id, Completion::Failure(error)).await
+    }
+
+    /// Records a heartbeat (`SendDurableExecutionCallbackHeartbeat`): the heartbeat
+    /// timeout starts over.
+    pub async fn callback_heartbeat(&self, callback_id: &str) -> Result<(), ServiceError> {
+        self.complete_callback(callback_id, Completion::Heartbeat).await
+    }
+
+    async fn complete_callback(&self, callback_id: &str, how: Completion) -> Result<(), ServiceError> {
+        let (arn, op_id) = parse_id(callback_id)
+            .ok_or_else(|| invalid("the callback id is malformed: it was not issued by this service".to_owned()))?;
+        let how = &how;
+        self.mutate(&arn, &mut |state: &ExecState, now: Timestamp| {
+            let Some(stored) = state.ops.get(op_id.as_str()) else {
+                return Err(invalid("the callback id names no callback of this execution".to_owned()));
+            };
+            let op = &stored.operation;
+            let issued = op.callback_details.as_ref().and_then(|d| d.callback_id.as_deref()).unwrap_or("");
+            if op.op_type != OperationType::Callback || !same(issued, callback_id) {
+                return Err(invalid(
+                    "the callback id does not match the callback it names (forged or stale)".to_owned(),
+                ));
+            }
+            if op.status != OperationStatus::Started {
+                return Err(invalid(format!("the callback is already {}; it cannot be completed again", op.status)));
+            }
+            let mut record = state.record.clone();
+            record.version += 1;
+            let mut next = StoredOperation {
+                seq: stored.seq,
+                operation: Arc::clone(&stored.operation),
+                meta: stored.meta.clone(),
+            };
+            let mut events = Vec::new();
+            match how {
+                Completion::Heartbeat => {
+                    let Some(secs) = stored.meta.heartbeat_seconds else {
+                        // No heartbeat timeout: nothing to extend, but the id is valid.
+                        return Ok(None);
+                    };
+                    next.meta.heartbeat_at = Some(now.plus_seconds(i64::from(secs)));
+                }
+                Completion::Success(result) => {
+                    let o = Arc::make_mut(&mut next.operation);
+                    o.status = OperationStatus::Succeeded;
+                    o.end_timestamp = Some(now);
+                    let payload: Option<Arc<str>> = result.as_deref().map(Into::into);
+                    o.callback_details = Some(Box::new(CallbackDetails {
+                        callback_id: Some(callback_id.to_owned()),
+                        result: payload.clone(),
+                        error: None,
+                    }));
+                    events.push(op_event(
+                        &mut record,
+                        EventType::CallbackSucceeded,
+                        now,
+                        o,
+                        EventDetails::with_result(payload),
+                    ));
+                }
+                Completion::Failure(error) => {
+                    let o = Arc::make_mut(&mut next.operation);
+                    o.status = OperationStatus::Failed;
+                    o.end_timestamp = Some(now);
+                    o.callback_details = Some(Box::new(CallbackDetails {
+                        callback_id: Some(callback_id.to_owned()),
+                        result: None,
+                        error: Some(error.clone()),
+                    }));
+                    events.push(op_event(
+                        &mut record,
+                        EventType::CallbackFailed,
+                        now,
+                        o,
+                        EventDetails::with_error(Some(error.clone())),
+                    ));
+                }
+            }
+            let finished = !matches!(how, Completion::Heartbeat);
+            Ok(Some(Change {
+                record,
+                ops: vec![next],
+                events,
+                wake: finished,
+                notify: finished.then(|| op_id.as_str().into()),
+            }))
+        })
+        .await
+    }
+}
+
+/// The error recorded when a callback's overall timeout passes.
+pub(crate) fn timeout_error() -> ErrorObject {
+    ErrorObject::new("Callback.Timeout", "the callback was not completed before its timeout")
+}
+
+/// The error recorded when a callback's heartbeat timeout passes.
+pub(crate) fn heartbeat_error() -> ErrorObject {
+    ErrorObject::new("Callback.Heartbeat", "no heartbeat arrived within the callback's heartbeat timeout")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_name_their_operation_and_carry_128_random_bits() {
+        let a = make_id("arn:x", "op1");
+        let b = make_id("arn:x", "op1");
+        assert_ne!(a, b, "random");
+        assert_eq!(parse_id(&a), Some(("arn:x".to_owned(), "op1".to_owned())));
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_eq!(parse_id("not-base64!"), None);
+        assert_eq!(
+            parse_id(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("{\"a\":\"x\",\"o\":\"y\",\"t\":\"short\"}")
+            ),
+            None
+        );
+        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+    }
+}
