@@ -28,6 +28,8 @@ pub enum ErrorKind {
     CallbackFailed,
     /// A callback timed out (`Callback.Timeout` or `Callback.Heartbeat`).
     CallbackTimedOut,
+    /// The submitter of `wait_for_callback` failed.
+    CallbackSubmitter,
     /// A chained invoke failed, timed out or was stopped.
     Invoke,
     /// A `wait_for_condition` check failed.

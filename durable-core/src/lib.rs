@@ -26,7 +26,10 @@ pub mod service;
 pub mod store;
 pub mod testing;
 
-pub use context::{ChildContext, DurableContext, Name, Now, Random, Step, StepContext, StepSemantics, Uuid, Wait};
+pub use context::{
+    Callback, ChildContext, CreateCallback, DurableContext, Invoke, Name, Now, PollUntil, Random, Step, StepContext,
+    StepSemantics, Uuid, Wait, WaitDecision, WaitForCallback, WaitForCondition, WaitStrategy, poll_until,
+};
 pub use durable_macros::durable;
 pub use error::{
     Error, ErrorKind, PAYLOAD_TOO_LARGE_ERROR_TYPE, Result, SERDES_ERROR_TYPE, STEP_INTERRUPTED_ERROR_TYPE,

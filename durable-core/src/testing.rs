@@ -20,7 +20,10 @@
 //! # });
 //! ```
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +36,9 @@ use crate::context::DurableContext;
 use crate::engine::{InvocationOutcome, run_invocation};
 use crate::error::Error;
 use crate::handler::{Handler, handler};
-use crate::model::{ErrorObject, Event, EventType, ExecutionStatus, Operation, Timestamp};
+use crate::model::{
+    DurableExecutionInvocationOutput, ErrorObject, Event, EventType, ExecutionStatus, Operation, Timestamp,
+};
 use crate::service::{CheckpointService, InvocationEnd, ServiceConfig, ServiceError, StartExecution};
 use crate::store::{ExecutionRecord, MemoryStore, Store};
 
@@ -42,6 +47,7 @@ pub struct TestRunner {
     service: Arc<CheckpointService>,
     clock: ManualClock,
     max_invocations: u64,
+    targets: RefCell<HashMap<String, Rc<dyn Handler>>>,
 }
 
 impl Default for TestRunner {
@@ -72,7 +78,7 @@ impl TestRunner {
     pub fn with_store(store: Arc<dyn Store>, config: ServiceConfig) -> Self {
         let clock = ManualClock::new(TEST_EPOCH);
         let service = Arc::new(CheckpointService::with_config(store, Arc::new(clock.clone()), config));
-        TestRunner { service, clock, max_invocations: 10_000 }
+        TestRunner { service, clock, max_invocations: 10_000, targets: RefCell::new(HashMap::new()) }
     }
 
     /// The service the runner drives.
@@ -83,6 +89,38 @@ impl TestRunner {
     /// The runner's clock.
     pub fn clock(&self) -> &ManualClock {
         &self.clock
+    }
+
+    /// Registers a function under `name`: the target of chained invokes of that name.
+    pub fn register(&self, name: impl Into<String>, handler: impl Handler) -> &Self {
+        self.targets.borrow_mut().insert(name.into(), Rc::new(handler));
+        self
+    }
+
+    /// Completes a callback with a result (JSON text), as `SendDurableExecutionCallbackSuccess` does.
+    pub async fn callback_success(&self, callback_id: &str, result_json: &str) -> Result<(), ServiceError> {
+        self.service.callback_success(callback_id, Some(result_json.to_owned())).await
+    }
+
+    /// Fails a callback, as `SendDurableExecutionCallbackFailure` does.
+    pub async fn callback_failure(&self, callback_id: &str, error: ErrorObject) -> Result<(), ServiceError> {
+        self.service.callback_failure(callback_id, error).await
+    }
+
+    /// Sends a callback heartbeat, as `SendDurableExecutionCallbackHeartbeat` does.
+    pub async fn callback_heartbeat(&self, callback_id: &str) -> Result<(), ServiceError> {
+        self.service.callback_heartbeat(callback_id).await
+    }
+
+    /// The ids of the callbacks an execution created, in order.
+    pub async fn callback_ids(&self, arn: &str) -> Vec<String> {
+        self.service
+            .operations(arn)
+            .await
+            .expect("operations")
+            .iter()
+            .filter_map(|o| o.callback_details.as_ref().and_then(|d| d.callback_id.clone()))
+            .collect()
     }
 
     /// Caps the invocations of one run (default 10,000), so a function that never finishes
@@ -153,30 +191,136 @@ impl TestRunner {
         crate::clock::Clock::now(&self.clock)
     }
 
-    /// Drives an execution through invocations, skipping time to each wake-up, until it
-    /// ends or waits on nothing the clock can bring (a callback).
+    /// Drives an execution, and the executions its chained invokes start, through
+    /// invocations, skipping time to each wake-up, until it ends or waits on nothing the
+    /// clock can bring (a callback).
     pub async fn drive(&self, handler: &dyn Handler, arn: &str) -> TestExecution {
         let mut invocations = 0;
         loop {
-            let record = self.service.get_record(arn).await.expect("record");
-            if record.status.is_terminal() {
+            let root = self.service.get_record(arn).await.expect("record");
+            if root.status.is_terminal() {
                 break;
             }
-            match record.wake_at {
-                Some(t) => self.clock.set(t),
-                // Never invoked yet, or an invocation was abandoned mid-way (a simulated crash).
-                None if record.invocation == 0 || record.invocation_started.is_some() => {}
-                None => break,
+            // The root may have been abandoned mid-invocation (a simulated crash).
+            let mut due: Vec<String> = Vec::new();
+            if root.invocation == 0 || root.invocation_started.is_some() {
+                due.push(arn.to_owned());
             }
-            assert!(
-                invocations < self.max_invocations,
-                "the execution did not finish within {} invocations",
-                self.max_invocations
-            );
-            invocations += 1;
-            self.invoke_once(handler, arn).await;
+            let now = self.clock_now();
+            for d in self.service.store().due_executions(now, usize::MAX).await.expect("due") {
+                if !due.contains(&d.arn) && self.in_family(&d.arn, arn).await {
+                    due.push(d.arn);
+                }
+            }
+            if due.is_empty() {
+                let far = Timestamp::from_millis(i64::MAX);
+                let mut next = None;
+                for d in self.service.store().due_executions(far, usize::MAX).await.expect("due") {
+                    if self.in_family(&d.arn, arn).await {
+                        next = Some(d.wake_at);
+                        break;
+                    }
+                }
+                match next {
+                    Some(t) => {
+                        self.clock.set(t);
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            for target in due {
+                assert!(
+                    invocations < self.max_invocations,
+                    "the execution did not finish within {} invocations",
+                    self.max_invocations
+                );
+                invocations += 1;
+                if target == arn {
+                    self.invoke_once(handler, &target).await;
+                } else {
+                    self.invoke_target(&target).await;
+                }
+            }
         }
         self.inspect(arn).await
+    }
+
+    /// Runs the invocations that are due now, without moving the clock: the execution (and
+    /// the executions its chained invokes start) runs until it ends or waits (on a timer,
+    /// a retry, a callback). Use it to complete a callback before its timeout.
+    pub async fn settle(&self, handler: &dyn Handler, arn: &str) -> TestExecution {
+        let mut invocations = 0;
+        loop {
+            let root = self.service.get_record(arn).await.expect("record");
+            if root.status.is_terminal() {
+                break;
+            }
+            let mut due: Vec<String> = Vec::new();
+            if root.invocation == 0 || root.invocation_started.is_some() {
+                due.push(arn.to_owned());
+            }
+            for d in self.service.store().due_executions(self.clock_now(), usize::MAX).await.expect("due") {
+                if !due.contains(&d.arn) && self.in_family(&d.arn, arn).await {
+                    due.push(d.arn);
+                }
+            }
+            if due.is_empty() {
+                break;
+            }
+            for target in due {
+                assert!(invocations < self.max_invocations, "the execution did not settle");
+                invocations += 1;
+                if target == arn {
+                    self.invoke_once(handler, &target).await;
+                } else {
+                    self.invoke_target(&target).await;
+                }
+            }
+        }
+        self.inspect(arn).await
+    }
+
+    /// Whether `arn` is `root` or was started by a chained invoke of its family.
+    async fn in_family(&self, arn: &str, root: &str) -> bool {
+        let mut current = arn.to_owned();
+        for _ in 0..64 {
+            if current == root {
+                return true;
+            }
+            let Ok(r) = self.service.get_record(&current).await else { return false };
+            match r.invoked_by {
+                Some(p) => current = p.arn.to_string(),
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Invokes a chained-invoke target with its registered handler; an unregistered target
+    /// fails as Lambda's `ResourceNotFoundException` would.
+    async fn invoke_target(&self, arn: &str) {
+        let record = self.service.get_record(arn).await.expect("record");
+        let handler = self.targets.borrow().get(&*record.function_name).cloned();
+        if let Some(h) = handler {
+            self.invoke_once(h.as_ref(), arn).await;
+        } else {
+            {
+                let input = self.service.begin_invocation(arn).await.expect("begin invocation");
+                let error = ErrorObject::new(
+                    "ResourceNotFoundException",
+                    format!("Function not found: {}", record.function_name),
+                );
+                self.service
+                    .end_invocation(
+                        arn,
+                        &input.checkpoint_token,
+                        InvocationEnd::Output(DurableExecutionInvocationOutput::failed(Some(error))),
+                    )
+                    .await
+                    .expect("end invocation");
+            }
+        }
     }
 
     /// Skips the clock forward.

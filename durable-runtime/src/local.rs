@@ -218,7 +218,7 @@ impl LocalRunner {
                 function_name: function.to_owned(),
                 name: name.map(str::to_owned),
                 input: Some(input),
-                timeout_seconds: None,
+                ..StartExecution::default()
             })
             .await?;
         self.wake.notify_one();
@@ -228,10 +228,21 @@ impl LocalRunner {
     /// Runs one invocation of `arn` and records how it ended.
     pub async fn invoke(&self, arn: &str) -> Result<InvocationOutcome, RunnerError> {
         let record = self.service.get_record(arn).await?;
-        let handler = self
-            .handlers
-            .get(&*record.function_name)
-            .ok_or_else(|| RunnerError::UnknownFunction(record.function_name.to_string()))?;
+        let Some(handler) = self.handlers.get(&*record.function_name) else {
+            if record.invoked_by.is_some() {
+                // A chained invoke of a function this runner does not host fails, as
+                // Lambda's ResourceNotFoundException would, instead of waiting forever.
+                let input = self.service.begin_invocation(arn).await?;
+                let error = ErrorObject::new(
+                    "ResourceNotFoundException",
+                    format!("Function not found: {}", record.function_name),
+                );
+                let out = durable_core::model::DurableExecutionInvocationOutput::failed(Some(error));
+                self.service.end_invocation(arn, &input.checkpoint_token, InvocationEnd::Output(out.clone())).await?;
+                return Ok(InvocationOutcome::Output(out));
+            }
+            return Err(RunnerError::UnknownFunction(record.function_name.to_string()));
+        };
         let input = self.service.begin_invocation(arn).await?;
         let token = input.checkpoint_token.clone();
         let outcome = run_invocation(handler.as_ref(), input, self.service.checkpointer()).await;
@@ -378,7 +389,7 @@ impl LocalRunner {
                 let mut v = Vec::new();
                 for arn in due {
                     let r = self.service.get_record(&arn).await?;
-                    if self.handlers.contains_key(&*r.function_name) {
+                    if self.handlers.contains_key(&*r.function_name) || r.invoked_by.is_some() {
                         v.push(arn);
                     }
                 }

@@ -18,9 +18,10 @@
 #![forbid(unsafe_code)]
 
 pub use durable_core::{
-    ChildContext, DurableContext, Error, ErrorKind, FnHandler, Handler, Name, Now, Random, Result, Step, StepContext,
-    StepSemantics, Uuid, Wait, checkpoint, clock, durable, engine, handler, id, model, retry, serdes, service, store,
-    testing,
+    Callback, ChildContext, CreateCallback, DurableContext, Error, ErrorKind, FnHandler, Handler, Invoke, Name, Now,
+    PollUntil, Random, Result, Step, StepContext, StepSemantics, Uuid, Wait, WaitDecision, WaitForCallback,
+    WaitForCondition, WaitStrategy, checkpoint, clock, durable, engine, handler, id, model, poll_until, retry, serdes,
+    service, store, testing,
 };
 pub use durable_core::{debug, error, info, log, trace, warn};
 pub use durable_runtime::{LocalRunner, LocalRunnerBuilder, RunnerError, local};

@@ -11,9 +11,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::step::fit_error;
-/// Ties a builder to the lifetime of its closure and to the closure's error type.
-type Marker<'a, E> = PhantomData<(&'a (), fn() -> E)>;
-
 use super::{DurableContext, Name, OpIdent};
 use crate::engine::{Expect, park};
 use crate::error::{Error, ErrorKind};
@@ -25,7 +22,7 @@ use crate::serdes::{Json, Serdes};
 pub struct ChildContext<'a, T, E, F> {
     parts: Parts<T>,
     f: F,
-    _marker: Marker<'a, E>,
+    _marker: super::Marker<'a, E>,
 }
 
 struct Parts<T> {
@@ -58,6 +55,24 @@ impl DurableContext {
                 serdes: Arc::new(Json),
                 sub_type: Cow::Borrowed(SubType::RUN_IN_CHILD_CONTEXT),
             },
+            f,
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<T, E, F> ChildContext<'_, T, E, F> {
+    /// A child context whose id is already assigned (operations built on child contexts).
+    pub(crate) fn from_parts(
+        ctx: DurableContext,
+        op: OpIdent,
+        name: Name,
+        f: F,
+        serdes: Arc<dyn Serdes<T>>,
+        sub_type: &'static str,
+    ) -> Self {
+        ChildContext {
+            parts: Parts { ctx, op, name, serdes, sub_type: Cow::Borrowed(sub_type) },
             f,
             _marker: PhantomData,
         }

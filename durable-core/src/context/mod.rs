@@ -1,7 +1,10 @@
 //! The context a durable function receives, and its operations.
 
+mod callback;
 mod child;
+mod condition;
 mod deterministic;
+mod invoke;
 mod step;
 mod wait;
 
@@ -11,14 +14,20 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub use callback::{Callback, CreateCallback, WaitForCallback};
 pub use child::ChildContext;
+pub use condition::{PollUntil, WaitDecision, WaitForCondition, WaitStrategy, poll_until};
 pub use deterministic::{Now, Random, Uuid};
+pub use invoke::Invoke;
 pub use step::{Step, StepContext, StepSemantics};
 pub use wait::Wait;
 
 use crate::engine::Engine;
 use crate::id::{self, Site};
 use crate::model::validate_name;
+
+/// Ties an operation builder to the lifetime of its closure and to the closure's error type.
+pub(crate) type Marker<'a, E> = std::marker::PhantomData<(&'a (), fn() -> E)>;
 
 /// The handle a durable function gets: every durable operation is a method on it.
 ///

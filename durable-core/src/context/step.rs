@@ -13,9 +13,6 @@ use futures::future::LocalBoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Ties a builder to the lifetime of its closure and to the closure's error type.
-type Marker<'a, E> = PhantomData<(&'a (), fn() -> E)>;
-
 use super::{DurableContext, Name, OpIdent};
 use crate::engine::{Expect, PANIC_ERROR_TYPE, panic_message, park};
 use crate::error::{Error, ErrorKind, PAYLOAD_TOO_LARGE_ERROR_TYPE, SERDES_ERROR_TYPE, STEP_INTERRUPTED_ERROR_TYPE};
@@ -51,6 +48,10 @@ pub struct StepContext {
 }
 
 impl StepContext {
+    pub(crate) fn new(operation_id: Arc<str>, name: Option<Arc<str>>, attempt: u32, execution_arn: Rc<str>) -> Self {
+        StepContext { operation_id, name, attempt, execution_arn }
+    }
+
     /// The attempt number, 1-based.
     pub fn attempt(&self) -> u32 {
         self.attempt
@@ -91,7 +92,7 @@ pub struct Step<'a, T, E, F> {
     semantics: StepSemantics,
     serdes: Arc<dyn Serdes<T>>,
     sub_type: Cow<'static, str>,
-    _marker: Marker<'a, E>,
+    _marker: super::Marker<'a, E>,
 }
 
 impl DurableContext {

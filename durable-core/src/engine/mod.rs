@@ -65,6 +65,9 @@ pub(crate) struct Engine {
     pub(crate) queue: RefCell<Queue>,
     running: Cell<usize>,
     blocked: Cell<usize>,
+    /// Futures waiting for the service to change an operation (a callback's result, an
+    /// invoke's outcome): woken whenever a checkpoint response brings new state.
+    watchers: RefCell<Vec<std::task::Waker>>,
     abort: RefCell<Option<Abort>>,
     site_keys: RefCell<HashMap<usize, Rc<str>>>,
 }
@@ -82,6 +85,7 @@ impl Engine {
             queue: RefCell::new(Queue::new(token, limits)),
             running: Cell::new(0),
             blocked: Cell::new(0),
+            watchers: RefCell::new(Vec::new()),
             abort: RefCell::new(None),
             site_keys: RefCell::new(HashMap::new()),
         }
@@ -111,12 +115,25 @@ impl Engine {
         f(self.ops.borrow().get(id))
     }
 
-    /// Merges operations returned by the service.
+    /// Merges operations returned by the service, and wakes whoever watches for changes.
     pub(crate) fn apply_state(&self, ops: Vec<Operation>) {
+        if ops.is_empty() {
+            return;
+        }
         let mut map = self.ops.borrow_mut();
         for op in ops {
             map.insert(op.id.clone(), op);
         }
+        drop(map);
+        for w in self.watchers.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// A future that resolves with operation `id` once the service reports it finished
+    /// (terminal). While it waits it counts as blocked: the invocation may suspend.
+    pub(crate) fn watch(self: &Rc<Self>, id: Arc<str>) -> Watch {
+        Watch { engine: self.clone(), id, counted: false }
     }
 
     /// Whether code in the context `parent` is still re-executing recorded history.
@@ -266,6 +283,45 @@ impl Future for Acked {
         } else {
             q.wait_for(self.target, cx.waker().clone());
             Poll::Pending
+        }
+    }
+}
+
+/// Resolves with an operation once it is terminal. See [`Engine::watch`].
+pub(crate) struct Watch {
+    engine: Rc<Engine>,
+    id: Arc<str>,
+    counted: bool,
+}
+
+impl Future for Watch {
+    type Output = Operation;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Operation> {
+        if self.engine.aborted() {
+            return Poll::Pending;
+        }
+        let done = self.engine.with_operation(&self.id, |op| op.filter(|o| o.status.is_terminal()).cloned());
+        if let Some(op) = done {
+            if self.counted {
+                self.counted = false;
+                self.engine.blocked.set(self.engine.blocked.get() - 1);
+            }
+            return Poll::Ready(op);
+        }
+        if !self.counted {
+            self.counted = true;
+            self.engine.blocked.set(self.engine.blocked.get() + 1);
+        }
+        self.engine.watchers.borrow_mut().push(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if self.counted {
+            self.engine.blocked.set(self.engine.blocked.get() - 1);
         }
     }
 }

@@ -90,82 +90,93 @@ impl CheckpointService {
         let (arn, op_id) = parse_id(callback_id)
             .ok_or_else(|| invalid("the callback id is malformed: it was not issued by this service".to_owned()))?;
         let how = &how;
-        self.mutate(&arn, &mut |state: &ExecState, now: Timestamp| {
-            let Some(stored) = state.ops.get(op_id.as_str()) else {
-                return Err(invalid("the callback id names no callback of this execution".to_owned()));
-            };
-            let op = &stored.operation;
-            let issued = op.callback_details.as_ref().and_then(|d| d.callback_id.as_deref()).unwrap_or("");
-            if op.op_type != OperationType::Callback || !same(issued, callback_id) {
-                return Err(invalid(
-                    "the callback id does not match the callback it names (forged or stale)".to_owned(),
-                ));
-            }
-            if op.status != OperationStatus::Started {
-                return Err(invalid(format!("the callback is already {}; it cannot be completed again", op.status)));
-            }
-            let mut record = state.record.clone();
-            record.version += 1;
-            let mut next = StoredOperation {
-                seq: stored.seq,
-                operation: Arc::clone(&stored.operation),
-                meta: stored.meta.clone(),
-            };
-            let mut events = Vec::new();
-            match how {
-                Completion::Heartbeat => {
-                    let Some(secs) = stored.meta.heartbeat_seconds else {
-                        // No heartbeat timeout: nothing to extend, but the id is valid.
-                        return Ok(None);
-                    };
-                    next.meta.heartbeat_at = Some(now.plus_seconds(i64::from(secs)));
-                }
-                Completion::Success(result) => {
-                    let o = Arc::make_mut(&mut next.operation);
-                    o.status = OperationStatus::Succeeded;
-                    o.end_timestamp = Some(now);
-                    let payload: Option<Arc<str>> = result.as_deref().map(Into::into);
-                    o.callback_details = Some(Box::new(CallbackDetails {
-                        callback_id: Some(callback_id.to_owned()),
-                        result: payload.clone(),
-                        error: None,
-                    }));
-                    events.push(op_event(
-                        &mut record,
-                        EventType::CallbackSucceeded,
-                        now,
-                        o,
-                        EventDetails::with_result(payload),
+        let result = self
+            .mutate(&arn, &mut |state: &ExecState, now: Timestamp| {
+                let Some(stored) = state.ops.get(op_id.as_str()) else {
+                    return Err(invalid("the callback id names no callback of this execution".to_owned()));
+                };
+                let op = &stored.operation;
+                let issued = op.callback_details.as_ref().and_then(|d| d.callback_id.as_deref()).unwrap_or("");
+                if op.op_type != OperationType::Callback || !same(issued, callback_id) {
+                    return Err(invalid(
+                        "the callback id does not match the callback it names (forged or stale)".to_owned(),
                     ));
                 }
-                Completion::Failure(error) => {
-                    let o = Arc::make_mut(&mut next.operation);
-                    o.status = OperationStatus::Failed;
-                    o.end_timestamp = Some(now);
-                    o.callback_details = Some(Box::new(CallbackDetails {
-                        callback_id: Some(callback_id.to_owned()),
-                        result: None,
-                        error: Some(error.clone()),
-                    }));
-                    events.push(op_event(
-                        &mut record,
-                        EventType::CallbackFailed,
-                        now,
-                        o,
-                        EventDetails::with_error(Some(error.clone())),
-                    ));
+                if op.status != OperationStatus::Started {
+                    return Err(invalid(format!(
+                        "the callback is already {}; it cannot be completed again",
+                        op.status
+                    )));
                 }
+                let mut record = state.record.clone();
+                record.version += 1;
+                let mut next = StoredOperation {
+                    seq: stored.seq,
+                    operation: Arc::clone(&stored.operation),
+                    meta: stored.meta.clone(),
+                };
+                let mut events = Vec::new();
+                match how {
+                    Completion::Heartbeat => {
+                        let Some(secs) = stored.meta.heartbeat_seconds else {
+                            // No heartbeat timeout: nothing to extend, but the id is valid.
+                            return Ok(None);
+                        };
+                        next.meta.heartbeat_at = Some(now.plus_seconds(i64::from(secs)));
+                    }
+                    Completion::Success(result) => {
+                        let o = Arc::make_mut(&mut next.operation);
+                        o.status = OperationStatus::Succeeded;
+                        o.end_timestamp = Some(now);
+                        let payload: Option<Arc<str>> = result.as_deref().map(Into::into);
+                        o.callback_details = Some(Box::new(CallbackDetails {
+                            callback_id: Some(callback_id.to_owned()),
+                            result: payload.clone(),
+                            error: None,
+                        }));
+                        events.push(op_event(
+                            &mut record,
+                            EventType::CallbackSucceeded,
+                            now,
+                            o,
+                            EventDetails::with_result(payload),
+                        ));
+                    }
+                    Completion::Failure(error) => {
+                        let o = Arc::make_mut(&mut next.operation);
+                        o.status = OperationStatus::Failed;
+                        o.end_timestamp = Some(now);
+                        o.callback_details = Some(Box::new(CallbackDetails {
+                            callback_id: Some(callback_id.to_owned()),
+                            result: None,
+                            error: Some(error.clone()),
+                        }));
+                        events.push(op_event(
+                            &mut record,
+                            EventType::CallbackFailed,
+                            now,
+                            o,
+                            EventDetails::with_error(Some(error.clone())),
+                        ));
+                    }
+                }
+                let finished = !matches!(how, Completion::Heartbeat);
+                Ok(Some(Change {
+                    record,
+                    ops: vec![next],
+                    events,
+                    wake: finished,
+                    notify: finished.then(|| op_id.as_str().into()),
+                }))
+            })
+            .await;
+        match result {
+            Err(ServiceError::InvalidParameter(e)) if e.error_type.as_deref() == Some("ResourceNotFoundException") => {
+                Err(invalid("the callback id names an execution this service does not have".to_owned()))
             }
-            let finished = !matches!(how, Completion::Heartbeat);
-            Ok(Some(Change {
-                record,
-                ops: vec![next],
-                events,
-                wake: finished,
-                notify: finished.then(|| op_id.as_str().into()),
-            }))
-        })
-        .await
+            Err(ServiceError::NotRunning(m)) => Err(invalid(format!("the callback's execution has ended: {m}"))),
+            other => other,
+        }
     }
 }
 

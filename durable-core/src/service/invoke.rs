@@ -15,7 +15,11 @@ pub(crate) fn child_id(parent_arn: &str, op_id: &str) -> String {
     h.update(parent_arn.as_bytes());
     h.update(b"\x1f");
     h.update(op_id.as_bytes());
-    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..16].iter().fold(String::with_capacity(32), |mut s, b| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// The function part of a function name or ARN, without a qualifier (`echo:$LATEST` is

@@ -851,11 +851,7 @@ impl CheckpointService {
     /// on a conflicting write. A change that completes something wakes the execution: a
     /// running invocation hears of it in its next checkpoint response, an idle execution
     /// becomes due now.
-    pub(crate) async fn mutate(
-        &self,
-        arn: &str,
-        f: &mut (dyn FnMut(&ExecState, Timestamp) -> Result<Option<Change>, ServiceError> + Send),
-    ) -> Result<(), ServiceError> {
+    pub(crate) async fn mutate(&self, arn: &str, f: &mut Mutation<'_>) -> Result<(), ServiceError> {
         let slot = self.slot(arn);
         let mut guard = slot.lock().await;
         for attempt in 0..3 {
@@ -1177,6 +1173,9 @@ impl CheckpointService {
         Rc::new(ServiceCheckpointer { service: self.clone() })
     }
 }
+
+/// Computes a [`Change`] from an execution's current state and the time.
+pub(crate) type Mutation<'a> = dyn FnMut(&ExecState, Timestamp) -> Result<Option<Change>, ServiceError> + Send + 'a;
 
 /// A change to an execution made from outside an invocation (a callback, a child's end).
 pub(crate) struct Change {
