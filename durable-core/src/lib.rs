@@ -27,8 +27,9 @@ pub mod store;
 pub mod testing;
 
 pub use context::{
-    Callback, ChildContext, CreateCallback, DurableContext, Invoke, Name, Now, PollUntil, Random, Step, StepContext,
-    StepSemantics, Uuid, Wait, WaitDecision, WaitForCallback, WaitForCondition, WaitStrategy, poll_until,
+    BatchItem, BatchResult, Callback, ChildContext, CompletionConfig, CompletionReason, CreateCallback, DurableContext,
+    Invoke, ItemStatus, Map, Name, Nesting, Now, Parallel, PollUntil, Random, Step, StepContext, StepSemantics, Uuid,
+    Wait, WaitDecision, WaitForCallback, WaitForCondition, WaitStrategy, poll_until,
 };
 pub use durable_macros::durable;
 pub use error::{

@@ -18,10 +18,11 @@
 #![forbid(unsafe_code)]
 
 pub use durable_core::{
-    Callback, ChildContext, CreateCallback, DurableContext, Error, ErrorKind, FnHandler, Handler, Invoke, Name, Now,
-    PollUntil, Random, Result, Step, StepContext, StepSemantics, Uuid, Wait, WaitDecision, WaitForCallback,
-    WaitForCondition, WaitStrategy, checkpoint, clock, durable, engine, handler, id, model, poll_until, retry, serdes,
-    service, store, testing,
+    BatchItem, BatchResult, Callback, ChildContext, CompletionConfig, CompletionReason, CreateCallback, DurableContext,
+    Error, ErrorKind, FnHandler, Handler, Invoke, ItemStatus, Map, Name, Nesting, Now, Parallel, PollUntil, Random,
+    Result, Step, StepContext, StepSemantics, Uuid, Wait, WaitDecision, WaitForCallback, WaitForCondition,
+    WaitStrategy, checkpoint, clock, durable, engine, handler, id, model, poll_until, retry, serdes, service, store,
+    testing,
 };
 pub use durable_core::{debug, error, info, log, trace, warn};
 pub use durable_runtime::{LocalRunner, LocalRunnerBuilder, RunnerError, local};

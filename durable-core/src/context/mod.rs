@@ -1,5 +1,6 @@
 //! The context a durable function receives, and its operations.
 
+mod batch;
 mod callback;
 mod child;
 mod condition;
@@ -14,6 +15,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub use batch::{BatchItem, BatchResult, CompletionConfig, CompletionReason, ItemStatus, Map, Nesting, Parallel};
 pub use callback::{Callback, CreateCallback, WaitForCallback};
 pub use child::ChildContext;
 pub use condition::{PollUntil, WaitDecision, WaitForCondition, WaitStrategy, poll_until};
@@ -46,14 +48,24 @@ pub struct DurableContext {
 
 /// One context level: the parent id of its operations and the counters behind their ids.
 pub(crate) struct Scope {
+    /// The `ParentId` of the operations started in this context.
     pub(crate) parent_id: Option<Arc<str>>,
+    /// The id their ids are derived from: the parent, except in a virtual context (a FLAT
+    /// map item or parallel branch), whose operations hang off the batch but take their
+    /// ids from the item.
+    id_base: Option<Arc<str>>,
     occurrences: RefCell<HashMap<Rc<str>, u64>>,
     positional: Cell<u64>,
 }
 
 impl Scope {
     fn new(parent_id: Option<Arc<str>>) -> Scope {
-        Scope { parent_id, occurrences: RefCell::new(HashMap::new()), positional: Cell::new(0) }
+        Scope {
+            id_base: parent_id.clone(),
+            parent_id,
+            occurrences: RefCell::new(HashMap::new()),
+            positional: Cell::new(0),
+        }
     }
 }
 
@@ -90,6 +102,18 @@ impl DurableContext {
         DurableContext { engine: self.engine.clone(), scope: Rc::new(Scope::new(Some(parent_id))), site: None }
     }
 
+    /// A virtual child: operations get `parent_id` as their parent and ids derived from
+    /// `id_base` (FLAT nesting).
+    pub(crate) fn virtual_child(&self, parent_id: Arc<str>, id_base: Arc<str>) -> Self {
+        let scope = Scope {
+            parent_id: Some(parent_id),
+            id_base: Some(id_base),
+            occurrences: RefCell::new(HashMap::new()),
+            positional: Cell::new(0),
+        };
+        DurableContext { engine: self.engine.clone(), scope: Rc::new(scope), site: None }
+    }
+
     /// This context with a compile-time call site attached: the next operation started
     /// from the returned handle takes its id from `site`. Emitted by `#[durable]`.
     #[doc(hidden)]
@@ -99,7 +123,7 @@ impl DurableContext {
 
     /// Assigns the id of a new operation started from this handle.
     pub(crate) fn next_op(&self) -> OpIdent {
-        let parent = self.scope.parent_id.as_deref();
+        let parent = self.scope.id_base.as_deref();
         if let Some(site) = self.site {
             let key = self.engine.site_key(site);
             let occurrence = {

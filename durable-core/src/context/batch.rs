@@ -1,0 +1,626 @@
+//! `map` and `parallel`: run items or branches as child contexts, at most N at a time,
+//! until a completion rule is met; the outcome is a [`BatchResult`].
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use futures::future::LocalBoxFuture;
+use futures::stream::FuturesUnordered;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::child::ChildContext;
+use super::{DurableContext, Name, OpIdent};
+use crate::engine::{Expect, park};
+use crate::error::{Error, ErrorKind};
+use crate::id;
+use crate::model::{
+    ContextOptions, ErrorObject, OperationAction, OperationStatus, OperationType, OperationUpdate, SubType,
+};
+use crate::serdes::{Json, Serdes};
+
+/// When a batch is complete. With no criterion at all a batch fails fast: the first
+/// failure completes it with `FAILURE_TOLERANCE_EXCEEDED`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CompletionConfig {
+    /// Complete once this many items succeeded.
+    pub min_successful: Option<usize>,
+    /// Complete (failed) once more than this many items failed.
+    pub tolerated_failure_count: Option<usize>,
+    /// Complete (failed) once more than this percentage of all items failed.
+    pub tolerated_failure_percentage: Option<f64>,
+}
+
+impl CompletionConfig {
+    /// Every item must succeed; the first failure completes the batch (the default).
+    pub fn all_successful() -> Self {
+        CompletionConfig {
+            min_successful: None,
+            tolerated_failure_count: Some(0),
+            tolerated_failure_percentage: Some(0.0),
+        }
+    }
+
+    /// Run every item whatever fails.
+    pub fn all_completed() -> Self {
+        CompletionConfig {
+            min_successful: None,
+            tolerated_failure_count: None,
+            tolerated_failure_percentage: Some(100.0),
+        }
+    }
+
+    /// Complete at the first success.
+    pub fn first_successful() -> Self {
+        CompletionConfig { min_successful: Some(1), tolerated_failure_count: None, tolerated_failure_percentage: None }
+    }
+
+    /// Complete once `n` items succeeded.
+    pub fn min_successful(n: usize) -> Self {
+        CompletionConfig { min_successful: Some(n), ..CompletionConfig::default() }
+    }
+
+    /// Tolerate up to `n` failures.
+    pub fn tolerated_failures(mut self, n: usize) -> Self {
+        self.tolerated_failure_count = Some(n);
+        self
+    }
+
+    /// Tolerate up to `pct` percent of the items failing.
+    pub fn tolerated_failure_percentage(mut self, pct: f64) -> Self {
+        self.tolerated_failure_percentage = Some(pct);
+        self
+    }
+
+    fn is_empty(&self) -> bool {
+        self.min_successful.is_none()
+            && self.tolerated_failure_count.is_none()
+            && self.tolerated_failure_percentage.is_none()
+    }
+}
+
+/// Where the items' operations hang.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Nesting {
+    /// Each item is a CONTEXT operation (`MapIteration` / `ParallelBranch`) under the batch.
+    #[default]
+    Nested,
+    /// Items are virtual: their operations hang directly under the batch operation (about
+    /// 30% fewer operations); item results are recorded only in the batch's result.
+    Flat,
+}
+
+/// Why a batch completed (`CompletionReason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CompletionReason {
+    /// Every item finished.
+    AllCompleted,
+    /// Enough items succeeded.
+    MinSuccessfulReached,
+    /// Too many items failed.
+    FailureToleranceExceeded,
+}
+
+/// The state of one item in a [`BatchResult`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ItemStatus {
+    /// It returned a value.
+    Succeeded,
+    /// It returned an error.
+    Failed,
+    /// It was still running when the batch completed.
+    Started,
+}
+
+/// One item of a [`BatchResult`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchItem<T> {
+    /// The item's index.
+    pub index: usize,
+    /// Its state.
+    pub status: ItemStatus,
+    /// Its value, if it succeeded.
+    pub result: Option<T>,
+    /// Its error, if it failed.
+    pub error: Option<ErrorObject>,
+}
+
+/// The outcome of a `map` or `parallel`: every started item in index order, and why the
+/// batch completed. The batch operation itself succeeds even when items failed: call
+/// [`BatchResult::throw_if_error`] (or [`BatchResult::into_results`]) to turn failures
+/// into an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResult<T> {
+    /// The items that started, in index order.
+    pub all: Vec<BatchItem<T>>,
+    /// Why the batch completed.
+    #[serde(rename = "completionReason")]
+    pub completion_reason: CompletionReason,
+}
+
+impl<T> BatchResult<T> {
+    /// The items that succeeded.
+    pub fn succeeded(&self) -> Vec<&BatchItem<T>> {
+        self.all.iter().filter(|i| i.status == ItemStatus::Succeeded).collect()
+    }
+
+    /// The items that failed.
+    pub fn failed(&self) -> Vec<&BatchItem<T>> {
+        self.all.iter().filter(|i| i.status == ItemStatus::Failed).collect()
+    }
+
+    /// The items still running when the batch completed.
+    pub fn started(&self) -> Vec<&BatchItem<T>> {
+        self.all.iter().filter(|i| i.status == ItemStatus::Started).collect()
+    }
+
+    /// The values of the items that succeeded, in index order.
+    pub fn results(&self) -> Vec<&T> {
+        self.all.iter().filter_map(|i| i.result.as_ref()).collect()
+    }
+
+    /// The errors of the items that failed, in index order.
+    pub fn errors(&self) -> Vec<&ErrorObject> {
+        self.all.iter().filter_map(|i| i.error.as_ref()).collect()
+    }
+
+    /// Whether an item failed.
+    pub fn has_failure(&self) -> bool {
+        self.all.iter().any(|i| i.status == ItemStatus::Failed)
+    }
+
+    /// How many items succeeded.
+    pub fn success_count(&self) -> usize {
+        self.succeeded().len()
+    }
+
+    /// How many items failed.
+    pub fn failure_count(&self) -> usize {
+        self.failed().len()
+    }
+
+    /// How many items were still running.
+    pub fn started_count(&self) -> usize {
+        self.started().len()
+    }
+
+    /// The first item error, as an error of kind [`ErrorKind::BatchCompletion`] that keeps
+    /// the item's error type, message and data.
+    pub fn throw_if_error(&self) -> Result<(), Error> {
+        match self.all.iter().find_map(|i| i.error.clone()) {
+            Some(e) => Err(Error::from_object(ErrorKind::BatchCompletion, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// The values in index order, or the first item error.
+    pub fn into_results(self) -> Result<Vec<T>, Error> {
+        self.throw_if_error()?;
+        Ok(self.all.into_iter().filter_map(|i| i.result).collect())
+    }
+}
+
+/// The summary recorded instead of a result too large to checkpoint (`ReplayChildren`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    #[serde(rename = "type")]
+    kind: String,
+    total_count: usize,
+    completion_reason: CompletionReason,
+    completed_indexes: Vec<usize>,
+    started_indexes: Vec<usize>,
+    started_count: usize,
+    success_count: usize,
+    failure_count: usize,
+    status: String,
+}
+
+type BranchFuture<'a, T> = LocalBoxFuture<'a, Result<T, Error>>;
+type Branch<'a, T> = Box<dyn FnOnce(DurableContext) -> BranchFuture<'a, T> + 'a>;
+/// A started item: its index and outcome.
+type Running<'a, T> = Pin<Box<dyn Future<Output = (usize, Result<T, Error>)> + 'a>>;
+
+/// What `map` and `parallel` share: the batch operation and its items.
+struct Batch<'a, T> {
+    ctx: DurableContext,
+    op: OpIdent,
+    name: Name,
+    sub_type: &'static str,
+    item_sub_type: &'static str,
+    summary_type: &'static str,
+    branches: Vec<(String, Branch<'a, T>)>,
+    max_concurrency: Option<usize>,
+    completion: CompletionConfig,
+    nesting: Nesting,
+    item_serdes: Arc<dyn Serdes<T>>,
+}
+
+/// Whether a batch of `total` items is complete, and why.
+fn completion_of(
+    config: CompletionConfig,
+    total: usize,
+    successes: usize,
+    failures: usize,
+) -> Option<CompletionReason> {
+    let config = if config.is_empty() { CompletionConfig::all_successful() } else { config };
+    let exceeded = config.tolerated_failure_count.is_some_and(|c| failures > c)
+        || config.tolerated_failure_percentage.is_some_and(|p| total > 0 && failures as f64 / total as f64 * 100.0 > p);
+    if exceeded {
+        return Some(CompletionReason::FailureToleranceExceeded);
+    }
+    if config.min_successful.is_some_and(|m| successes >= m) {
+        return Some(CompletionReason::MinSuccessfulReached);
+    }
+    (successes + failures == total).then_some(CompletionReason::AllCompleted)
+}
+
+impl<'a, T: Serialize + DeserializeOwned + 'static> Batch<'a, T> {
+    fn validate(&self) -> Result<(), Error> {
+        self.name.validate().map_err(Error::validation)?;
+        if self.max_concurrency == Some(0) {
+            return Err(Error::validation("max_concurrency must be at least 1"));
+        }
+        let n = self.branches.len();
+        if let Some(m) = self.completion.min_successful
+            && m > n
+        {
+            return Err(Error::validation(format!("min_successful is {m}, but there are only {n} items")));
+        }
+        if let Some(p) = self.completion.tolerated_failure_percentage
+            && !(0.0..=100.0).contains(&p)
+        {
+            return Err(Error::validation(format!("tolerated_failure_percentage must be 0 to 100, not {p}")));
+        }
+        Ok(())
+    }
+
+    fn update(&self, action: OperationAction) -> OperationUpdate {
+        let mut u = OperationUpdate::new(self.op.id.clone(), OperationType::Context, action);
+        u.parent_id.clone_from(&self.ctx.scope.parent_id);
+        u.name = self.name.shared();
+        u.sub_type = Some(SubType::new(self.sub_type));
+        u
+    }
+
+    async fn run(self) -> Result<BatchResult<T>, Error> {
+        self.validate()?;
+        let engine = self.ctx.engine.clone();
+        let expect = Expect {
+            op_type: OperationType::Context,
+            sub_type: self.sub_type,
+            name: self.name.as_deref(),
+            parent_id: self.ctx.scope.parent_id.as_deref(),
+        };
+        let method = if self.sub_type == SubType::MAP { "map" } else { "parallel" };
+        let Ok(recorded) = engine.visit(&self.op.id, &expect, &|| self.op.site.describe(method)) else {
+            return park().await;
+        };
+        // A rebuild (large result) follows the recorded summary, not the race of this run.
+        let mut rebuild: Option<Summary> = None;
+        match recorded {
+            None => engine.enqueue(self.update(OperationAction::Start)),
+            Some(op) => {
+                let details = op.context_details.clone().unwrap_or_default();
+                match op.status {
+                    OperationStatus::Succeeded if details.replay_children == Some(true) => {
+                        let summary: Summary =
+                            serde_json::from_str(details.result.as_deref().unwrap_or("")).map_err(|e| {
+                                Error::serdes(format!(
+                                    "the recorded summary of {method} {} is unreadable: {e}",
+                                    self.op.id
+                                ))
+                            })?;
+                        rebuild = Some(summary);
+                    }
+                    OperationStatus::Succeeded => {
+                        return serde_json::from_str(details.result.as_deref().unwrap_or("null")).map_err(|e| {
+                            Error::serdes(format!("the recorded result of {method} {} is unreadable: {e}", self.op.id))
+                        });
+                    }
+                    OperationStatus::Started => {}
+                    _ => return Err(Error::from_object(ErrorKind::BatchCompletion, details.error.unwrap_or_default())),
+                }
+            }
+        }
+        let batch_id = self.op.id.clone();
+        let total = self.branches.len();
+        let max = self.max_concurrency.unwrap_or(total).max(1);
+        let scope = self.ctx.child_of(batch_id.clone());
+        let mut results: Vec<Option<Result<T, ErrorObject>>> = (0..total).map(|_| None).collect();
+        let mut started = vec![false; total];
+        let mut pending = self.branches.into_iter().enumerate().collect::<Vec<_>>().into_iter();
+        let mut in_flight: FuturesUnordered<Running<'a, T>> = FuturesUnordered::new();
+        let wanted = |i: usize| rebuild.as_ref().is_none_or(|s| s.completed_indexes.contains(&i));
+        let start = |i: usize, name: String, branch: Branch<'a, T>| -> Running<'a, T> {
+            let item_id = id::item_id(&batch_id, i);
+            match self.nesting {
+                Nesting::Nested => {
+                    let ident = OpIdent { id: Arc::from(item_id), site: self.op.site };
+                    let child = ChildContext::from_parts(
+                        scope.clone(),
+                        ident,
+                        Name::from(name),
+                        async move |c: DurableContext| branch(c).await,
+                        self.item_serdes.clone(),
+                        self.item_sub_type,
+                    );
+                    Box::pin(async move { (i, child.await) })
+                }
+                Nesting::Flat => {
+                    let virtual_ctx = self.ctx.virtual_child(batch_id.clone(), Arc::from(item_id));
+                    Box::pin(async move { (i, branch(virtual_ctx).await) })
+                }
+            }
+        };
+        let (mut successes, mut failures) = (0, 0);
+        let mut reason = None;
+        if total == 0 {
+            reason = Some(CompletionReason::AllCompleted);
+        }
+        while reason.is_none() {
+            while in_flight.len() < max {
+                let Some((i, (name, branch))) = pending.next() else { break };
+                if !wanted(i) {
+                    continue;
+                }
+                started[i] = true;
+                in_flight.push(start(i, name, branch));
+            }
+            let Some((i, outcome)) = in_flight.next().await else { break };
+            match outcome {
+                Ok(v) => {
+                    successes += 1;
+                    results[i] = Some(Ok(v));
+                }
+                Err(e) => {
+                    failures += 1;
+                    results[i] = Some(Err(e.into_object()));
+                }
+            }
+            reason = match &rebuild {
+                Some(s) if successes + failures == s.completed_indexes.len() => Some(s.completion_reason),
+                Some(_) => None,
+                None => completion_of(self.completion, total, successes, failures),
+            };
+        }
+        drop(in_flight);
+        let reason = reason.unwrap_or(CompletionReason::AllCompleted);
+        let rebuilt_started: Vec<usize> = rebuild.as_ref().map(|s| s.started_indexes.clone()).unwrap_or_default();
+        let all: Vec<BatchItem<T>> = results
+            .into_iter()
+            .enumerate()
+            .filter(|(i, r)| r.is_some() || started[*i] || rebuilt_started.contains(i))
+            .map(|(index, r)| match r {
+                Some(Ok(v)) => BatchItem { index, status: ItemStatus::Succeeded, result: Some(v), error: None },
+                Some(Err(e)) => BatchItem { index, status: ItemStatus::Failed, result: None, error: Some(e) },
+                None => BatchItem { index, status: ItemStatus::Started, result: None, error: None },
+            })
+            .collect();
+        let result = BatchResult { all, completion_reason: reason };
+        if rebuild.is_some() {
+            return Ok(result);
+        }
+        let payload = serde_json::to_string(&result)
+            .map_err(|e| Error::serdes(format!("cannot serialise the result of {method} {}: {e}", self.op.id)))?;
+        let mut done = OperationUpdate::new(self.op.id.clone(), OperationType::Context, OperationAction::Succeed);
+        done.parent_id.clone_from(&self.ctx.scope.parent_id);
+        done.name = self.name.shared();
+        done.sub_type = Some(SubType::new(self.sub_type));
+        if payload.len() > engine.limits.max_context_result {
+            let summary = Summary {
+                kind: self.summary_type.to_owned(),
+                total_count: total,
+                completion_reason: reason,
+                completed_indexes: result
+                    .all
+                    .iter()
+                    .filter(|i| i.status != ItemStatus::Started)
+                    .map(|i| i.index)
+                    .collect(),
+                started_indexes: result.started().iter().map(|i| i.index).collect(),
+                started_count: result.started_count(),
+                success_count: result.success_count(),
+                failure_count: result.failure_count(),
+                status: "SUCCEEDED".to_owned(),
+            };
+            done.payload = Some(serde_json::to_string(&summary).expect("plain summary").into());
+            done.context_options = Some(ContextOptions { replay_children: Some(true) });
+        } else {
+            done.payload = Some(payload.into());
+        }
+        engine.enqueue_sync(done).await;
+        Ok(result)
+    }
+}
+
+/// A `map`, ready to be awaited. Created by [`DurableContext::map`].
+#[must_use = "a map does nothing until awaited"]
+pub struct Map<'a, T> {
+    batch: Batch<'a, T>,
+}
+
+/// A `parallel`, ready to be awaited. Created by [`DurableContext::parallel`].
+#[must_use = "a parallel does nothing until awaited"]
+pub struct Parallel<'a, T> {
+    batch: Batch<'a, T>,
+}
+
+impl DurableContext {
+    /// Runs `f` on every item, each in its own child context (`MapIteration` named
+    /// `map-item-<i>`, or see [`Map::item_namer`]), at most [`Map::max_concurrency`] at a
+    /// time, until the [`CompletionConfig`] is met (by default the first failure stops it).
+    /// Items are admitted in index order; an item waiting on a timer or a callback keeps its
+    /// slot. The batch operation records a [`BatchResult`] and succeeds even when items
+    /// failed.
+    pub fn map<'a, I, T, E, F>(&self, name: impl Into<Name>, items: Vec<I>, f: F) -> Map<'a, T>
+    where
+        I: 'a,
+        F: AsyncFn(DurableContext, I, usize) -> Result<T, E> + 'a,
+        T: Serialize + DeserializeOwned + 'static,
+        E: Into<Error> + 'a,
+    {
+        let f = std::rc::Rc::new(f);
+        let branches = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let f = f.clone();
+                let branch: Branch<'a, T> =
+                    Box::new(move |c: DurableContext| Box::pin(async move { f(c, item, i).await.map_err(Into::into) }));
+                (format!("map-item-{i}"), branch)
+            })
+            .collect();
+        Map {
+            batch: Batch {
+                ctx: self.clone(),
+                op: self.next_op(),
+                name: name.into(),
+                sub_type: SubType::MAP,
+                item_sub_type: SubType::MAP_ITERATION,
+                summary_type: "MapResult",
+                branches,
+                max_concurrency: None,
+                completion: CompletionConfig::default(),
+                nesting: Nesting::Nested,
+                item_serdes: Arc::new(Json),
+            },
+        }
+    }
+
+    /// Runs branches (added with [`Parallel::branch`]) each in its own child context
+    /// (`ParallelBranch` named `parallel-branch-<i>` or the given name), at most
+    /// [`Parallel::max_concurrency`] at a time, until the [`CompletionConfig`] is met. The
+    /// batch operation records a [`BatchResult`] and succeeds even when branches failed.
+    pub fn parallel<'a, T>(&self, name: impl Into<Name>) -> Parallel<'a, T>
+    where
+        T: Serialize + DeserializeOwned + 'static,
+    {
+        Parallel {
+            batch: Batch {
+                ctx: self.clone(),
+                op: self.next_op(),
+                name: name.into(),
+                sub_type: SubType::PARALLEL,
+                item_sub_type: SubType::PARALLEL_BRANCH,
+                summary_type: "ParallelResult",
+                branches: Vec::new(),
+                max_concurrency: None,
+                completion: CompletionConfig::default(),
+                nesting: Nesting::Nested,
+                item_serdes: Arc::new(Json),
+            },
+        }
+    }
+}
+
+macro_rules! batch_options {
+    ($ty:ident) => {
+        impl<'a, T: Serialize + DeserializeOwned + 'static> $ty<'a, T> {
+            /// At most `n` items run at once (items waiting on a timer or callback count).
+            pub fn max_concurrency(mut self, n: usize) -> Self {
+                self.batch.max_concurrency = Some(n);
+                self
+            }
+
+            /// When the batch is complete (default: the first failure completes it).
+            pub fn completion(mut self, config: CompletionConfig) -> Self {
+                self.batch.completion = config;
+                self
+            }
+
+            /// [`Nesting::Nested`] (the default) or [`Nesting::Flat`].
+            pub fn nesting(mut self, nesting: Nesting) -> Self {
+                self.batch.nesting = nesting;
+                self
+            }
+
+            /// The codec of each item's result in its own context (default [`Json`]).
+            pub fn item_serdes(mut self, serdes: impl Serdes<T> + 'static) -> Self {
+                self.batch.item_serdes = Arc::new(serdes);
+                self
+            }
+        }
+
+        impl<'a, T: Serialize + DeserializeOwned + 'static> IntoFuture for $ty<'a, T> {
+            type Output = Result<BatchResult<T>, Error>;
+            type IntoFuture = LocalBoxFuture<'a, Result<BatchResult<T>, Error>>;
+
+            fn into_future(self) -> Self::IntoFuture {
+                Box::pin(self.batch.run())
+            }
+        }
+    };
+}
+
+batch_options!(Map);
+batch_options!(Parallel);
+
+impl<T: Serialize + DeserializeOwned + 'static> Map<'_, T> {
+    /// Names the items: `namer(index)` instead of `map-item-<index>`. The names are part
+    /// of the recorded history: changing them breaks executions in flight.
+    pub fn item_namer(mut self, namer: impl Fn(usize) -> String) -> Self {
+        for (i, (name, _)) in self.batch.branches.iter_mut().enumerate() {
+            *name = namer(i);
+        }
+        self
+    }
+}
+
+impl<'a, T: Serialize + DeserializeOwned + 'static> Parallel<'a, T> {
+    /// Adds a branch named `parallel-branch-<i>`.
+    pub fn branch<E, F>(self, f: F) -> Self
+    where
+        F: AsyncFnOnce(DurableContext) -> Result<T, E> + 'a,
+        E: Into<Error> + 'a,
+    {
+        let i = self.batch.branches.len();
+        self.branch_named(format!("parallel-branch-{i}"), f)
+    }
+
+    /// Adds a named branch.
+    pub fn branch_named<E, F>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        F: AsyncFnOnce(DurableContext) -> Result<T, E> + 'a,
+        E: Into<Error> + 'a,
+    {
+        let branch: Branch<'a, T> =
+            Box::new(move |c: DurableContext| Box::pin(async move { f(c).await.map_err(Into::into) }));
+        self.batch.branches.push((name.into(), branch));
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_rules() {
+        let all = CompletionConfig::default();
+        assert_eq!(completion_of(all, 3, 1, 1), Some(CompletionReason::FailureToleranceExceeded), "fail fast");
+        assert_eq!(completion_of(all, 3, 2, 0), None);
+        assert_eq!(completion_of(all, 3, 3, 0), Some(CompletionReason::AllCompleted));
+        let first = CompletionConfig::first_successful();
+        assert_eq!(completion_of(first, 3, 0, 2), None, "failures are tolerated while a success may come");
+        assert_eq!(completion_of(first, 3, 1, 2), Some(CompletionReason::MinSuccessfulReached));
+        let pct = CompletionConfig::default().tolerated_failure_percentage(50.0);
+        assert_eq!(completion_of(pct, 4, 0, 2), None);
+        assert_eq!(completion_of(pct, 4, 0, 3), Some(CompletionReason::FailureToleranceExceeded));
+        let all_done = CompletionConfig::all_completed();
+        assert_eq!(completion_of(all_done, 2, 0, 2), Some(CompletionReason::AllCompleted));
+        let json = serde_json::to_string(&BatchResult::<u8> {
+            all: vec![BatchItem { index: 0, status: ItemStatus::Succeeded, result: Some(1), error: None }],
+            completion_reason: CompletionReason::AllCompleted,
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"all":[{"index":0,"status":"SUCCEEDED","result":1,"error":null}],"completionReason":"ALL_COMPLETED"}"#
+        );
+    }
+}
