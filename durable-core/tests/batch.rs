@@ -140,7 +140,7 @@ async fn completion_rules_stop_the_batch_and_failures_are_data() {
     let h = |ctx: DurableContext, (): ()| async move {
         let batch = ctx
             .map("lenient", (0u32..4).collect(), async |_c: DurableContext, item: u32, _| {
-                if item % 2 == 0 { Err(Error::new("Odd", "even items fail")) } else { Ok(item) }
+                if item.is_multiple_of(2) { Err(Error::new("Odd", "even items fail")) } else { Ok(item) }
             })
             .completion(CompletionConfig::all_completed().tolerated_failure_percentage(50.0))
             .await?;
