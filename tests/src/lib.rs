@@ -1,2 +1,5 @@
 //! Workspace-level integration tests of durable. The tests live in `tests/`; the programs
-//! they drive as child processes live in `src/bin/`.
+//! they drive as child processes live in `src/bin/`; the AWS conformance harness lives in
+//! [`conformance`].
+
+pub mod conformance;

@@ -62,6 +62,8 @@ pub(crate) struct Engine {
     /// parent ("" = root): while non-zero, code in that context is replaying.
     unvisited: RefCell<HashMap<Arc<str>, usize>>,
     visited: RefCell<Visited>,
+    /// Contexts that started a new operation in this invocation: no longer replaying.
+    live: RefCell<HashSet<Arc<str>>>,
     pub(crate) queue: RefCell<Queue>,
     running: Cell<usize>,
     blocked: Cell<usize>,
@@ -82,6 +84,7 @@ impl Engine {
             ops: RefCell::new(HashMap::new()),
             unvisited: RefCell::new(HashMap::new()),
             visited: RefCell::new(Visited::default()),
+            live: RefCell::new(HashSet::default()),
             queue: RefCell::new(Queue::new(token, limits)),
             running: Cell::new(0),
             blocked: Cell::new(0),
@@ -136,9 +139,17 @@ impl Engine {
         Watch { engine: self.clone(), id, counted: false }
     }
 
-    /// Whether code in the context `parent` is still re-executing recorded history.
+    /// Whether code in the context `parent` is still re-executing recorded history: some
+    /// operation recorded under it is not visited yet, and the code has not started a new
+    /// operation there (which means it went past the recorded history).
     pub(crate) fn is_replaying(&self, parent: Option<&str>) -> bool {
-        self.unvisited.borrow().get(parent.unwrap_or("")).is_some_and(|n| *n > 0)
+        let key = parent.unwrap_or("");
+        !self.live.borrow().contains(key) && self.unvisited.borrow().get(key).is_some_and(|n| *n > 0)
+    }
+
+    /// Whether an operation is recorded (and not visited yet), without visiting it.
+    pub(crate) fn is_recorded(&self, id: &str) -> bool {
+        self.ops.borrow().contains_key(id)
     }
 
     /// Looks up the record at `id` and validates it against the call. On a mismatch the
@@ -158,7 +169,11 @@ impl Engine {
             ));
             return Err(());
         }
-        let Some(op) = self.ops.borrow_mut().remove(id) else { return Ok(None) };
+        let Some(op) = self.ops.borrow_mut().remove(id) else {
+            // A new operation: this context has gone past its recorded history.
+            self.live.borrow_mut().insert(Arc::from(expect.parent_id.unwrap_or("")));
+            return Ok(None);
+        };
         if op.op_type != OperationType::Execution
             && let Some(n) = self.unvisited.borrow_mut().get_mut(op.parent_id.as_deref().unwrap_or(""))
         {
