@@ -203,14 +203,14 @@ pub struct EventDetails {
 }
 
 impl EventDetails {
-    /// Details carrying a result payload.
+    /// Details carrying a result payload (`Truncated: false`: payloads are never cut).
     pub fn with_result(payload: Option<Arc<str>>) -> Self {
-        EventDetails { result: Some(EventResult { payload, truncated: None }), ..EventDetails::default() }
+        EventDetails { result: Some(EventResult { payload, truncated: Some(false) }), ..EventDetails::default() }
     }
 
     /// Details carrying an error.
     pub fn with_error(error: Option<ErrorObject>) -> Self {
-        EventDetails { error: Some(EventError { payload: error, truncated: None }), ..EventDetails::default() }
+        EventDetails { error: Some(EventError { payload: error, truncated: Some(false) }), ..EventDetails::default() }
     }
 
     /// Removes payloads (results, inputs, errors), as `IncludeExecutionData=false` does.

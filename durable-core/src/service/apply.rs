@@ -279,7 +279,7 @@ fn start_external(u: &OperationUpdate, now: Timestamp, record: &ExecutionRecord)
     let details = EventDetails {
         function_name: Some(options.function_name.clone()),
         tenant_id: options.tenant_id.clone(),
-        input: Some(EventInput { payload: u.payload.clone(), truncated: None }),
+        input: Some(EventInput { payload: u.payload.clone(), truncated: Some(false) }),
         executed_version: Some("$LATEST".to_owned()),
         durable_execution_arn: Some(child.to_string()),
         ..EventDetails::default()
@@ -447,7 +447,7 @@ pub(crate) fn execution_started(record: &mut ExecutionRecord, exec_op: &Operatio
     let details = EventDetails {
         input: Some(EventInput {
             payload: exec_op.execution_details.as_ref().and_then(|d| d.input_payload.clone()),
-            truncated: None,
+            truncated: Some(false),
         }),
         execution_timeout: Some(record.timeout_seconds),
         ..EventDetails::default()
