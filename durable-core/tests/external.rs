@@ -315,3 +315,84 @@ async fn wait_for_condition_polls_with_its_strategy_and_replays_from_the_last_st
     assert_eq!(run.result::<u32>().unwrap(), 30);
     assert!(types(&run).contains(&"StepFailed"));
 }
+
+#[tokio::test]
+async fn wait_for_condition_fails_when_its_strategy_gives_up() {
+    // `poll_until` whose condition never holds: the last permitted poll fails the operation
+    // (StepFailed, as AWS's conformance requirement 6-6 expects), it does not return the
+    // unmet state.
+    let checks = Rc::new(RefCell::new(0u32));
+    let count = checks.clone();
+    let f = move |ctx: DurableContext, (): ()| {
+        let count = count.clone();
+        async move {
+            let exhausted = ctx
+                .wait_for_condition(
+                    "never ready",
+                    0u32,
+                    async |s: u32, _| {
+                        *count.borrow_mut() += 1;
+                        Ok::<_, Error>(s + 1)
+                    },
+                    poll_until(|_: &u32| true)
+                        .max_attempts(3)
+                        .initial_delay(Duration::from_secs(2))
+                        .jitter(Jitter::None),
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(exhausted.kind(), ErrorKind::WaitForCondition);
+            // A custom strategy can give up with its own error.
+            let refused = ctx
+                .wait_for_condition(
+                    "refused",
+                    0u32,
+                    async |s: u32, _| Ok::<_, Error>(s + 1),
+                    |_: &u32, _: u32| WaitDecision::Fail(ErrorObject::new("Refused", "no more polling")),
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(refused.kind(), ErrorKind::WaitForCondition);
+            assert_eq!(refused.error_type(), Some("Refused"));
+            Err::<(), _>(exhausted)
+        }
+    };
+    let runner = TestRunner::new();
+    let run = runner.run(f, ()).await;
+    run.assert_well_formed();
+    assert_eq!(run.status(), ExecutionStatus::Failed);
+    assert_eq!(run.error().unwrap().error_type.as_deref(), Some("MaxAttemptsExceeded"));
+    assert_eq!(*checks.borrow(), 3, "three polls, each run once");
+    assert_eq!(
+        types(&run),
+        [
+            "ExecutionStarted",
+            "StepStarted",
+            "StepSucceeded",
+            "InvocationCompleted",
+            "StepStarted",
+            "StepSucceeded",
+            "InvocationCompleted",
+            "StepStarted",
+            "StepFailed",
+            "StepStarted",
+            "StepFailed",
+            "InvocationCompleted",
+            "ExecutionFailed"
+        ]
+    );
+    let delays: Vec<_> = run
+        .history
+        .iter()
+        .filter(|e| e.event_type == EventType::StepSucceeded)
+        .map(|e| e.details.retry_details.as_ref().unwrap().next_attempt_delay_seconds)
+        .collect();
+    assert_eq!(delays, [Some(2), Some(3)], "exponential backoff between the permitted polls");
+    let op = run.operation("never ready").unwrap();
+    assert_eq!(op.status, OperationStatus::Failed);
+    assert_eq!(
+        op.step_details.as_ref().unwrap().error.as_ref().unwrap().error_type.as_deref(),
+        Some("MaxAttemptsExceeded")
+    );
+    assert_eq!(run.operation("refused").unwrap().status, OperationStatus::Failed);
+}

@@ -23,12 +23,15 @@ use crate::retry::Jitter;
 use crate::serdes::{Json, Serdes};
 
 /// What a wait strategy decides after a poll.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaitDecision {
     /// Poll again after this delay (whole seconds, at least 1).
     Continue(Duration),
     /// Stop: the state is the condition's result.
     Stop,
+    /// Give up: the operation fails with this error (`StepFailed`), as when AWS's wait
+    /// strategies raise (for example once their attempts are spent).
+    Fail(ErrorObject),
 }
 
 /// Decides, from the state a poll returned and the poll's number (1-based), whether to
@@ -47,8 +50,11 @@ where
     }
 }
 
-/// AWS's `create_wait_strategy`: keep polling while `should_continue(state)` holds, with
-/// exponential backoff, at most `max_attempts` polls (then stop with the last state).
+/// AWS's `createWaitStrategy`: keep polling while `should_continue(state)` holds, with
+/// exponential backoff, at most `max_attempts` polls. When the last permitted poll still
+/// says continue, the operation fails with error type `MaxAttemptsExceeded` (as the TypeScript
+/// SDK's strategy throws, and as AWS's conformance requirement 6-6 expects), instead of
+/// returning a state whose condition was never met.
 #[derive(Clone)]
 pub struct PollUntil<F> {
     should_continue: F,
@@ -105,8 +111,14 @@ impl<F> PollUntil<F> {
 
 impl<S, F: Fn(&S) -> bool + Send + Sync> WaitStrategy<S> for PollUntil<F> {
     fn decide(&self, state: &S, attempt: u32) -> WaitDecision {
-        if !(self.should_continue)(state) || attempt >= self.max_attempts {
+        if !(self.should_continue)(state) {
             return WaitDecision::Stop;
+        }
+        if attempt >= self.max_attempts {
+            return WaitDecision::Fail(ErrorObject::new(
+                "MaxAttemptsExceeded",
+                format!("wait_for_condition exceeded its maximum attempts ({})", self.max_attempts),
+            ));
         }
         let base = (self.initial_delay.as_secs_f64() * self.backoff_rate.powi(attempt.saturating_sub(1) as i32))
             .min(self.max_delay.as_secs_f64());
@@ -247,7 +259,14 @@ where
             }
         };
         let payload = self.serdes.serialize(&new_state)?;
-        match self.strategy.decide(&new_state, attempt) {
+        let decision = match std::panic::catch_unwind(AssertUnwindSafe(|| self.strategy.decide(&new_state, attempt))) {
+            Ok(d) => d,
+            Err(panic) => WaitDecision::Fail(ErrorObject::new(
+                PANIC_ERROR_TYPE,
+                format!("the wait strategy panicked: {}", panic_message(panic.as_ref())),
+            )),
+        };
+        match decision {
             WaitDecision::Stop => {
                 let mut u = self.update(OperationAction::Succeed);
                 u.payload = Some(payload.as_str().into());
@@ -261,6 +280,7 @@ where
                 engine.enqueue_sync(u).await;
                 match engine.blocked().await {}
             }
+            WaitDecision::Fail(error) => self.fail(error).await,
         }
     }
 

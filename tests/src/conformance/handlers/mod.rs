@@ -6,9 +6,13 @@
 //! a database to count attempts), it uses what the execution already knows: the step's
 //! attempt number, or how often the process has crashed ([`super::crash`]).
 
+mod callback;
 mod child;
+mod invoke;
 mod step;
 mod wait;
+mod wait_for_callback;
+mod wait_for_condition;
 
 use durable::{DurableContext, Handler};
 
@@ -31,6 +35,10 @@ impl Registry {
         step::register(&mut r);
         wait::register(&mut r);
         child::register(&mut r);
+        callback::register(&mut r);
+        invoke::register(&mut r);
+        wait_for_condition::register(&mut r);
+        wait_for_callback::register(&mut r);
         r
     }
 
