@@ -99,6 +99,14 @@ use proc_macro::TokenStream;
 /// | `tokio::time::sleep`, `time::sleep`, `std::thread::sleep` | `ctx.wait("name", duration).await?` |
 /// | `tokio::spawn`, `task::spawn`, `spawn_local`, `std::thread::spawn` | `ctx.run_in_child_context(..)` |
 /// | `std::env::var`, `env::var`, `env::var_os` | read it in a step |
+/// | `join!`, `join_all`, `future::join` | `ctx.all("name", futures).await?`, `ctx.all_settled(..)` |
+/// | `try_join!`, `try_join_all`, `future::try_join` | `ctx.all("name", futures).await?` |
+/// | `select!`, `select_biased!`, `select_all`, `select_ok`, `future::select` | `ctx.race("name", futures).await?`, `ctx.any(..)` |
+/// | `FuturesUnordered::new`, `JoinSet::new` | `ctx.all(..)` / `ctx.all_settled(..)`, `ctx.race(..)` / `ctx.any(..)` |
+///
+/// The last four rows race or join futures outside the durable log: the winner, or the
+/// order in which the futures complete, is not recorded, so a replay can take a different
+/// path. The context's combinators record it.
 ///
 /// ```compile_fail
 /// # use durable::{DurableContext, durable};
@@ -110,9 +118,12 @@ use proc_macro::TokenStream;
 /// ```
 ///
 /// Paths are matched as written (the macro cannot follow imports): `use rand::random;`
-/// then `random()` is not caught. Arguments of macros that read as comma-separated
-/// expressions (`format!`, `println!`, `vec!`, `assert!`, `join!`...) are checked too, and
-/// their call sites rewritten.
+/// then `random()` is not caught. The racing and joining macros are matched by name under
+/// any path (`select!`, `tokio::select!`, `futures::select!`), on the macro's path only:
+/// their bodies are not parsed. Arguments of macros that read as comma-separated
+/// expressions (`format!`, `println!`, `vec!`, `assert!`...) are checked too, and their call
+/// sites rewritten. A `FuturesUnordered` built another way (`collect`, `default`) is not
+/// caught.
 ///
 /// Step closures are the body passed to `step`, the submitter of `wait_for_callback` and
 /// the check of `wait_for_condition`. Durable operations cannot run inside them (the body

@@ -1,8 +1,10 @@
-//! The nondeterminism lints: calls that give a different answer on replay, found by path.
+//! The nondeterminism lints: calls and macros that give a different answer on replay,
+//! found by path.
 //!
 //! A durable function re-runs from the top on every invocation and must take the same
 //! path each time; only step bodies run once. Paths are matched as written (the macro
-//! cannot resolve imports), so the rules match on trailing segments.
+//! cannot resolve imports), so the rules match on trailing segments. Macros are only
+//! token streams to us: a rule on a macro matches its path and never looks inside.
 
 use syn::visit_mut::{self, VisitMut};
 use syn::{Arm, Attribute, Block, Expr, Ident, Item, Local, Path, StmtMacro};
@@ -16,6 +18,23 @@ pub(crate) enum Kind {
     Sleep,
     Spawn,
     Env,
+    /// Waits for every future, in an order that is not recorded.
+    Join,
+    /// Waits for every future or the first error, in an order that is not recorded.
+    TryJoin,
+    /// Takes the first future to finish, a winner that is not recorded.
+    Select,
+    /// A collection that yields futures as they finish (`FuturesUnordered`, `JoinSet`).
+    Unordered,
+}
+
+/// Where a path is used: called as a function, or invoked as a macro.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// `path(..)`.
+    Call,
+    /// `path!(..)`.
+    Macro,
 }
 
 /// How a rule matches a path.
@@ -25,6 +44,9 @@ enum Match {
     Suffix(&'static [&'static str]),
     /// The path is exactly these segments (a leading `::` is ignored).
     Exact(&'static [&'static str]),
+    /// A macro whose name (last segment) is this, under any path: `select!`,
+    /// `tokio::select!`, `futures::select!`. The other variants match calls only.
+    Macro(&'static str),
 }
 
 /// The rules, in one table.
@@ -50,15 +72,39 @@ static RULES: &[(Match, Kind)] = &[
     // `std::env::var`, `env::var`, `env::var_os`.
     (Match::Suffix(&["env", "var"]), Kind::Env),
     (Match::Suffix(&["env", "var_os"]), Kind::Env),
+    // Racing and joining futures outside the durable log: `tokio::select!`,
+    // `futures::join!`, `futures::future::join_all`, `tokio::task::JoinSet::new`...
+    (Match::Macro("join"), Kind::Join),
+    (Match::Macro("try_join"), Kind::TryJoin),
+    (Match::Macro("select"), Kind::Select),
+    (Match::Macro("select_biased"), Kind::Select),
+    (Match::Suffix(&["join_all"]), Kind::Join),
+    (Match::Suffix(&["future", "join"]), Kind::Join),
+    (Match::Suffix(&["future", "join3"]), Kind::Join),
+    (Match::Suffix(&["future", "join4"]), Kind::Join),
+    (Match::Suffix(&["future", "join5"]), Kind::Join),
+    (Match::Suffix(&["try_join_all"]), Kind::TryJoin),
+    (Match::Suffix(&["future", "try_join"]), Kind::TryJoin),
+    (Match::Suffix(&["future", "try_join3"]), Kind::TryJoin),
+    (Match::Suffix(&["future", "try_join4"]), Kind::TryJoin),
+    (Match::Suffix(&["future", "try_join5"]), Kind::TryJoin),
+    (Match::Suffix(&["select_all"]), Kind::Select),
+    (Match::Suffix(&["select_ok"]), Kind::Select),
+    (Match::Suffix(&["future", "select"]), Kind::Select),
+    (Match::Suffix(&["future", "try_select"]), Kind::Select),
+    (Match::Suffix(&["FuturesUnordered", "new"]), Kind::Unordered),
+    (Match::Suffix(&["JoinSet", "new"]), Kind::Unordered),
 ];
 
-/// The kind of nondeterminism a call of `path` has, if it is one the lints know.
-pub(crate) fn classify(path: &Path) -> Option<Kind> {
+/// The kind of nondeterminism a call (or macro) of `path` has, if it is one the lints know.
+pub(crate) fn classify(path: &Path, form: Form) -> Option<Kind> {
     let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
     RULES.iter().find_map(|(m, kind)| {
-        let hit = match m {
-            Match::Suffix(tail) => segments.len() >= tail.len() && segments.ends_with(&owned(tail)),
-            Match::Exact(all) => segments == owned(all),
+        let hit = match (m, form) {
+            (Match::Suffix(tail), Form::Call) => segments.len() >= tail.len() && segments.ends_with(&owned(tail)),
+            (Match::Exact(all), Form::Call) => segments == owned(all),
+            (Match::Macro(name), Form::Macro) => segments.last().is_some_and(|last| last == name),
+            _ => false,
         };
         hit.then_some(*kind)
     })
@@ -68,10 +114,14 @@ fn owned(segments: &[&str]) -> Vec<String> {
     segments.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// The lint error for a call of `path`, suggesting a replacement on the context `ctx`.
-pub(crate) fn check(path: &Path, ctx: &Ident) -> Option<syn::Error> {
-    let kind = classify(path)?;
-    let shown = render(path);
+/// The lint error for a call (or macro) of `path`, suggesting a replacement on the
+/// context `ctx`; spanned on the path.
+pub(crate) fn check(path: &Path, form: Form, ctx: &Ident) -> Option<syn::Error> {
+    let kind = classify(path, form)?;
+    let shown = match form {
+        Form::Call => render(path),
+        Form::Macro => format!("{}!", render(path)),
+    };
     let message = match kind {
         Kind::Clock => format!(
             "`{shown}` reads the clock, which differs on replay in a #[durable] function; use `{ctx}.now().await?`"
@@ -94,6 +144,25 @@ pub(crate) fn check(path: &Path, ctx: &Ident) -> Option<syn::Error> {
         Kind::Env => format!(
             "`{shown}` reads the environment, which may differ on replay in a #[durable] function; read it inside \
              a step: `{ctx}.step(\"read config\", async |_| ..)`"
+        ),
+        Kind::Join => format!(
+            "`{shown}` joins futures without recording the order they complete in, so a replay of a #[durable] \
+             function can take a different path; use `{ctx}.all(\"name\", futures).await?`, or \
+             `{ctx}.all_settled(\"name\", futures).await?` to keep every outcome"
+        ),
+        Kind::TryJoin => format!(
+            "`{shown}` joins futures without recording the order they complete or fail in, so a replay of a \
+             #[durable] function can take a different path; use `{ctx}.all(\"name\", futures).await?`"
+        ),
+        Kind::Select => format!(
+            "`{shown}` races futures without recording the winner, so a replay of a #[durable] function can take \
+             a different path; use `{ctx}.race(\"name\", futures).await?`, or `{ctx}.any(\"name\", futures).await?` \
+             for the first success"
+        ),
+        Kind::Unordered => format!(
+            "`{shown}` yields futures in the order they complete, which is not recorded, so a replay of a \
+             #[durable] function can take a different path; use `{ctx}.all(\"name\", futures).await?` or \
+             `{ctx}.all_settled(..)` to wait for every one, `{ctx}.race(..)` or `{ctx}.any(..)` for the first"
         ),
     };
     Some(syn::Error::new_spanned(path, format!("{message} (or mark the code #[nondeterministic])")))
@@ -248,20 +317,72 @@ mod tests {
             ("env::var_os", Some(Kind::Env)),
             ("std::env::args", None),
             ("Vec::new", None),
+            ("futures::future::join_all", Some(Kind::Join)),
+            ("join_all", Some(Kind::Join)),
+            ("future::join", Some(Kind::Join)),
+            ("futures::future::join3", Some(Kind::Join)),
+            ("join", None),
+            ("thread::join", None),
+            ("try_join_all", Some(Kind::TryJoin)),
+            ("futures::future::try_join", Some(Kind::TryJoin)),
+            ("try_join", None),
+            ("futures::future::select_all", Some(Kind::Select)),
+            ("select_all", Some(Kind::Select)),
+            ("select_ok", Some(Kind::Select)),
+            ("future::select", Some(Kind::Select)),
+            ("futures::future::try_select", Some(Kind::Select)),
+            ("select", None),
+            ("tokio::select", None),
+            ("FuturesUnordered::new", Some(Kind::Unordered)),
+            ("futures::stream::FuturesUnordered::new", Some(Kind::Unordered)),
+            ("tokio::task::JoinSet::new", Some(Kind::Unordered)),
+            ("JoinSet::spawn", None),
+            ("FuturesOrdered::new", None),
         ];
         for (path, want) in cases {
             let parsed: Path = syn::parse_str(path).unwrap();
-            assert_eq!(classify(&parsed), *want, "{path}");
+            assert_eq!(classify(&parsed, Form::Call), *want, "{path}");
         }
     }
 
     #[test]
+    fn classifies_macros_by_name_under_any_path() {
+        let cases: &[(&str, Option<Kind>)] = &[
+            ("select", Some(Kind::Select)),
+            ("tokio::select", Some(Kind::Select)),
+            ("futures::select", Some(Kind::Select)),
+            ("::futures::select_biased", Some(Kind::Select)),
+            ("join", Some(Kind::Join)),
+            ("tokio::join", Some(Kind::Join)),
+            ("futures::join", Some(Kind::Join)),
+            ("try_join", Some(Kind::TryJoin)),
+            ("tokio::try_join", Some(Kind::TryJoin)),
+            ("futures::try_join", Some(Kind::TryJoin)),
+            ("println", None),
+            ("vec", None),
+            ("join_all", None),
+            ("tokio::pin", None),
+        ];
+        for (path, want) in cases {
+            let parsed: Path = syn::parse_str(path).unwrap();
+            assert_eq!(classify(&parsed, Form::Macro), *want, "{path}!");
+        }
+        // Call rules do not match macros, nor macro rules calls.
+        assert_eq!(classify(&parse_quote!(SystemTime::now), Form::Macro), None);
+        assert_eq!(classify(&parse_quote!(join_all), Form::Macro), None);
+    }
+
+    #[test]
     fn generic_arguments_do_not_hide_a_call() {
-        assert_eq!(classify(&parse_quote!(rand::random::<u64>)), Some(Kind::Random));
+        assert_eq!(classify(&parse_quote!(rand::random::<u64>), Form::Call), Some(Kind::Random));
     }
 
     fn message(path: &Path, ctx: &str) -> String {
-        check(path, &Ident::new(ctx, proc_macro2::Span::call_site())).unwrap().to_string()
+        message_of(path, Form::Call, ctx)
+    }
+
+    fn message_of(path: &Path, form: Form, ctx: &str) -> String {
+        check(path, form, &Ident::new(ctx, proc_macro2::Span::call_site())).unwrap().to_string()
     }
 
     #[test]
@@ -315,6 +436,58 @@ mod tests {
             let got = message(&path, ctx);
             assert_eq!(got, format!("{want}{suffix}"));
             assert!(!got.ends_with('.'));
+            assert!(got.contains("#[durable]"));
+        }
+    }
+
+    #[test]
+    fn concurrency_messages_say_why_and_name_the_durable_combinator() {
+        let suffix = " (or mark the code #[nondeterministic])";
+        let cases: [(Path, Form, &str, &str); 5] = [
+            (
+                parse_quote!(tokio::select),
+                Form::Macro,
+                "c",
+                "`tokio::select!` races futures without recording the winner, so a replay of a #[durable] function \
+                 can take a different path; use `c.race(\"name\", futures).await?`, or `c.any(\"name\", \
+                 futures).await?` for the first success",
+            ),
+            (
+                parse_quote!(join),
+                Form::Macro,
+                "ctx",
+                "`join!` joins futures without recording the order they complete in, so a replay of a #[durable] \
+                 function can take a different path; use `ctx.all(\"name\", futures).await?`, or \
+                 `ctx.all_settled(\"name\", futures).await?` to keep every outcome",
+            ),
+            (
+                parse_quote!(futures::future::try_join_all),
+                Form::Call,
+                "ctx",
+                "`futures::future::try_join_all` joins futures without recording the order they complete or fail \
+                 in, so a replay of a #[durable] function can take a different path; use `ctx.all(\"name\", \
+                 futures).await?`",
+            ),
+            (
+                parse_quote!(future::select),
+                Form::Call,
+                "ctx",
+                "`future::select` races futures without recording the winner, so a replay of a #[durable] function \
+                 can take a different path; use `ctx.race(\"name\", futures).await?`, or `ctx.any(\"name\", \
+                 futures).await?` for the first success",
+            ),
+            (
+                parse_quote!(JoinSet::new),
+                Form::Call,
+                "ctx",
+                "`JoinSet::new` yields futures in the order they complete, which is not recorded, so a replay of a \
+                 #[durable] function can take a different path; use `ctx.all(\"name\", futures).await?` or \
+                 `ctx.all_settled(..)` to wait for every one, `ctx.race(..)` or `ctx.any(..)` for the first",
+            ),
+        ];
+        for (path, form, ctx, want) in cases {
+            let got = message_of(&path, form, ctx);
+            assert_eq!(got, format!("{want}{suffix}"));
             assert!(got.contains("#[durable]"));
         }
     }

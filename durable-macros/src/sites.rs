@@ -372,7 +372,7 @@ impl VisitMut for Walker<'_> {
         if self.lints_on()
             && let Expr::Path(func) = &*call.func
             && func.qself.is_none()
-            && let Some(error) = lints::check(&func.path, self.current_ctx())
+            && let Some(error) = lints::check(&func.path, lints::Form::Call, self.current_ctx())
         {
             self.out.errors.push(error);
         }
@@ -437,8 +437,10 @@ impl VisitMut for Walker<'_> {
         }
     }
 
-    // Macro arguments that read as comma-separated expressions (`format!`, `vec!`,
-    // `assert!`, `join!`...) are walked too; the tokens are re-emitted only if the walk
+    // Every macro invocation (statement, expression or nested in another macro's
+    // arguments) comes here. Its path is linted (`tokio::select!`, `futures::join!`); its
+    // arguments, when they read as comma-separated expressions (`format!`, `vec!`,
+    // `assert!`, `join!`...), are walked too; the tokens are re-emitted only if the walk
     // changed something.
     fn visit_macro_mut(&mut self, mac: &mut Macro) {
         const OPAQUE: &[&str] = &[
@@ -456,6 +458,11 @@ impl VisitMut for Walker<'_> {
             "option_env",
             "compile_error",
         ];
+        if self.lints_on()
+            && let Some(error) = lints::check(&mac.path, lints::Form::Macro, self.current_ctx())
+        {
+            self.out.errors.push(error);
+        }
         if mac.path.segments.last().is_some_and(|s| OPAQUE.iter().any(|o| s.ident == o)) {
             return;
         }

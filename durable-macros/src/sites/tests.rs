@@ -435,7 +435,9 @@ fn lints_and_sites_reach_into_macros() {
         let raw = stringify!(ctx.step("c", f));
         let later = env!("HOME");
     });
-    assert_eq!(w.errors.len(), 3, "{:#?}", w.errors);
+    // The three calls, and `futures::join!` itself.
+    assert_eq!(w.errors.len(), 4, "{:#?}", w.errors);
+    assert!(w.errors[3].starts_with("`futures::join!` joins futures"), "{}", w.errors[3]);
     assert_eq!(w.sites, ["step a", "step b", "now #0"]);
     assert!(
         w.body.contains("futures :: join ! (:: durable :: __private :: at (& ctx , & __DURABLE_SITES [0])"),
@@ -476,4 +478,132 @@ fn all_errors_are_collected() {
         let u = Uuid::new_v4();
     });
     assert_eq!(errs.len(), 4, "{errs:#?}");
+}
+
+#[test]
+fn racing_and_joining_macros_are_flagged_where_they_stand() {
+    let got = heads(quote! {
+        // Statement position, with and without a path, braces or parentheses.
+        tokio::select! { a = x => {}, b = y => {} }
+        select! { a = x => {}, b = y => {} };
+        futures::select_biased! { a = x => {}, b = y => {} }
+        tokio::join!(x, y);
+        // Expression position.
+        let (a, b) = futures::join!(x, y);
+        let r = tokio::try_join!(x, y)?;
+        let w = tokio::select! { a = x => a, b = y => b };
+        // Nested in an async block, a closure and another macro's arguments.
+        let fut = async { try_join!(x, y) };
+        let f = || join!(x, y);
+        println!("{:?}", futures::join!(x, y));
+    });
+    let shown: Vec<&str> = got.iter().map(|e| e.split('`').nth(1).unwrap()).collect();
+    assert_eq!(
+        shown,
+        [
+            "tokio::select!",
+            "select!",
+            "futures::select_biased!",
+            "tokio::join!",
+            "futures::join!",
+            "tokio::try_join!",
+            "tokio::select!",
+            "try_join!",
+            "join!",
+            "futures::join!",
+        ]
+    );
+    assert!(
+        got[0].ends_with(
+            "use `ctx.race(\"name\", futures).await?`, or `ctx.any(\"name\", futures).await?` for the first success"
+        ),
+        "{}",
+        got[0]
+    );
+    assert!(got[3].contains("use `ctx.all(\"name\", futures).await?`, or `ctx.all_settled("), "{}", got[3]);
+    assert!(got[5].ends_with("use `ctx.all(\"name\", futures).await?`"), "{}", got[5]);
+}
+
+#[test]
+fn racing_and_joining_calls_are_flagged() {
+    let got = heads(quote! {
+        let all = futures::future::join_all(futs).await;
+        let all = try_join_all(futs).await?;
+        let (first, _, rest) = futures::future::select_all(futs).await;
+        let ok = select_ok(futs).await?;
+        let either = future::select(a, b).await;
+        let both = future::join(a, b).await;
+        let both = futures::future::try_join(a, b).await?;
+        let mut set = FuturesUnordered::new();
+        let mut tasks = tokio::task::JoinSet::new();
+    });
+    let verbs: Vec<&str> = got.iter().map(|e| e.split("` ").nth(1).unwrap().split(' ').next().unwrap()).collect();
+    assert_eq!(verbs, ["joins", "joins", "races", "races", "races", "joins", "joins", "yields", "yields"], "{got:#?}");
+    assert!(got[7].starts_with("`FuturesUnordered::new` yields futures in the order they complete"));
+}
+
+#[test]
+fn racing_and_joining_lints_name_the_context_in_scope() {
+    let errs = heads(quote! {
+        ctx.run_in_child_context("child", async |child| {
+            tokio::select! { a = x => {}, b = y => {} }
+            Ok(())
+        }).await?;
+    });
+    assert!(errs[0].contains("use `child.race("), "{}", errs[0]);
+}
+
+#[test]
+fn racing_and_joining_are_allowed_in_steps_and_marked_code() {
+    let w = walk(quote! {
+        ctx.step("both", async |_| Ok(tokio::join!(x, y))).await?;
+        ctx.step("first", async |_| {
+            tokio::select! { a = x => {}, b = y => {} }
+            Ok(futures::future::join_all(futs).await)
+        }).await?;
+        #[nondeterministic]
+        tokio::select! { a = x => {}, b = y => {} }
+        #[nondeterministic]
+        let (a, b) = futures::join!(x, y);
+        let all = #[nondeterministic] futures::future::join_all(futs);
+        #[nondeterministic]
+        {
+            let set = FuturesUnordered::new();
+            try_join!(x, y)?;
+        }
+    });
+    assert_eq!(w.errors, Vec::<String>::new());
+    assert!(!w.body.contains("nondeterministic"), "{}", w.body);
+    assert_eq!(w.sites, ["step both", "step first"]);
+}
+
+#[test]
+fn racing_and_joining_lints_are_off_with_allow_nondeterminism() {
+    let w = walk_fn(
+        parse_quote!(
+            async fn f(ctx: DurableContext) -> Result<()> {
+                tokio::select! { a = x => {}, b = y => {} }
+                let all = futures::future::join_all(futs).await;
+                Ok(())
+            }
+        ),
+        false,
+    );
+    assert_eq!(w.errors, Vec::<String>::new());
+}
+
+#[test]
+fn other_macros_and_calls_named_alike_are_not_flagged() {
+    assert_eq!(
+        errors(quote! {
+            let j = handle.join();
+            let p = paths.join("/");
+            let v = select(a, b);
+            let w = join(a, b);
+            let x = my_select!(a, b);
+            let y = tokio::pin!(fut);
+            let o = FuturesOrdered::new();
+        }),
+        Vec::<String>::new()
+    );
 }
