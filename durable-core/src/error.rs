@@ -36,6 +36,10 @@ pub enum ErrorKind {
     WaitForCondition,
     /// A map or parallel batch did not meet its completion criteria.
     BatchCompletion,
+    /// Every member of `any` failed.
+    Combinator,
+    /// One or more saga compensations failed.
+    Compensation,
 }
 
 /// An error as durable code sees it: an [`ErrorObject`] (type, message, data, stack trace)

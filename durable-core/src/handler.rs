@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use futures::future::LocalBoxFuture;
 use serde::Serialize;
@@ -10,18 +11,34 @@ use serde::de::DeserializeOwned;
 use crate::context::DurableContext;
 use crate::error::{Error, SERDES_ERROR_TYPE};
 use crate::model::ErrorObject;
+use crate::plugin::{Plugin, Plugins};
 
 /// A durable function with its input and output codecs erased.
 pub trait Handler: 'static {
     /// Runs the function on the root context with the execution's input payload (JSON
     /// text, absent when the execution was started without input).
     fn call(&self, ctx: DurableContext, input: Option<String>) -> LocalBoxFuture<'static, Result<String, Error>>;
+
+    /// The plugins the engine calls while this handler runs (none by default).
+    fn plugins(&self) -> Plugins {
+        Plugins::default()
+    }
 }
 
 /// A [`Handler`] made from an async function `fn(DurableContext, I) -> Result<O, E>`.
 pub struct FnHandler<F, I, O, E> {
     f: F,
+    plugins: Vec<Arc<dyn Plugin>>,
     _marker: PhantomData<fn(I) -> (O, E)>,
+}
+
+impl<F, I, O, E> FnHandler<F, I, O, E> {
+    /// Adds a plugin; plugins are called in the order they were added.
+    #[must_use]
+    pub fn plugin(mut self, plugin: Arc<dyn Plugin>) -> Self {
+        self.plugins.push(plugin);
+        self
+    }
 }
 
 /// Wraps an async function taking the context and a deserialisable input.
@@ -43,7 +60,7 @@ where
     O: Serialize + 'static,
     E: Into<Error> + 'static,
 {
-    FnHandler { f, _marker: PhantomData }
+    FnHandler { f, plugins: Vec::new(), _marker: PhantomData }
 }
 
 /// Parses an execution input. An absent or empty input reads as JSON `null`, and, if the
@@ -87,5 +104,9 @@ where
             serde_json::to_string(&out)
                 .map_err(|e| Error::serdes(format!("cannot serialise the execution result: {e}")))
         })
+    }
+
+    fn plugins(&self) -> Plugins {
+        Plugins::new(self.plugins.clone())
     }
 }

@@ -20,6 +20,7 @@ pub mod handler;
 pub mod id;
 mod log;
 pub mod model;
+pub mod plugin;
 pub mod retry;
 pub mod serdes;
 pub mod service;
@@ -27,9 +28,10 @@ pub mod store;
 pub mod testing;
 
 pub use context::{
-    BatchItem, BatchResult, Callback, ChildContext, CompletionConfig, CompletionReason, CreateCallback, DurableContext,
-    Invoke, ItemStatus, Map, Name, Nesting, Now, Parallel, PollUntil, Random, Step, StepContext, StepSemantics, Uuid,
-    Wait, WaitDecision, WaitForCallback, WaitForCondition, WaitStrategy, poll_until,
+    ALL_FAILED_ERROR_TYPE, BatchItem, BatchResult, COMPENSATION_FAILED_ERROR_TYPE, Callback, ChildContext,
+    CompletionConfig, CompletionReason, CreateCallback, DurableContext, Invoke, ItemStatus, Map, Name, Nesting, Now,
+    PATCH_SUB_TYPE, Parallel, PollUntil, Random, Saga, SagaStep, Step, StepContext, StepSemantics, Uuid, Wait,
+    WaitDecision, WaitForCallback, WaitForCondition, WaitStrategy, poll_until,
 };
 pub use durable_macros::durable;
 pub use error::{

@@ -18,14 +18,14 @@
 #![forbid(unsafe_code)]
 
 pub use durable_core::{
-    BatchItem, BatchResult, Callback, ChildContext, CompletionConfig, CompletionReason, CreateCallback, DurableContext,
-    Error, ErrorKind, FnHandler, Handler, Invoke, ItemStatus, Map, Name, Nesting, Now, Parallel, PollUntil, Random,
-    Result, Step, StepContext, StepSemantics, Uuid, Wait, WaitDecision, WaitForCallback, WaitForCondition,
-    WaitStrategy, checkpoint, clock, durable, engine, handler, id, model, poll_until, retry, serdes, service, store,
-    testing,
+    ALL_FAILED_ERROR_TYPE, BatchItem, BatchResult, COMPENSATION_FAILED_ERROR_TYPE, Callback, ChildContext,
+    CompletionConfig, CompletionReason, CreateCallback, DurableContext, Error, ErrorKind, FnHandler, Handler, Invoke,
+    ItemStatus, Map, Name, Nesting, Now, PATCH_SUB_TYPE, Parallel, PollUntil, Random, Result, Saga, SagaStep, Step,
+    StepContext, StepSemantics, Uuid, Wait, WaitDecision, WaitForCallback, WaitForCondition, WaitStrategy, checkpoint,
+    clock, durable, engine, handler, id, model, poll_until, retry, serdes, service, store, testing,
 };
 pub use durable_core::{debug, error, info, log, trace, warn};
-pub use durable_runtime::{LocalRunner, LocalRunnerBuilder, RunnerError, local};
+pub use durable_runtime::{LocalRunner, LocalRunnerBuilder, RunnerError, client, control_plane, inspect, local};
 
 #[doc(hidden)]
 pub use durable_core::__private;

@@ -242,21 +242,29 @@ where
             engine.enqueue(self.update(OperationAction::Start));
         }
         let step_ctx = StepContext::new(self.op.id.clone(), self.name.shared(), attempt, engine.arn.clone());
+        engine.plugin_attempt(&self.op.id, self.name.as_deref(), SubType::WAIT_FOR_CONDITION, attempt, None);
         let outcome = {
             let _running = engine.running();
             AssertUnwindSafe((self.check)(state, step_ctx)).catch_unwind().await
         };
+        let outcome = match outcome {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(e.into().into_object()),
+            Err(panic) => Err(ErrorObject::new(
+                PANIC_ERROR_TYPE,
+                format!("the condition check panicked: {}", panic_message(panic.as_ref())),
+            )),
+        };
+        engine.plugin_attempt(
+            &self.op.id,
+            self.name.as_deref(),
+            SubType::WAIT_FOR_CONDITION,
+            attempt,
+            Some(outcome.as_ref().map(|_| ())),
+        );
         let new_state = match outcome {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return self.fail(e.into().into_object()).await,
-            Err(panic) => {
-                return self
-                    .fail(ErrorObject::new(
-                        PANIC_ERROR_TYPE,
-                        format!("the condition check panicked: {}", panic_message(panic.as_ref())),
-                    ))
-                    .await;
-            }
+            Ok(s) => s,
+            Err(e) => return self.fail(e).await,
         };
         let payload = self.serdes.serialize(&new_state)?;
         let decision = match std::panic::catch_unwind(AssertUnwindSafe(|| self.strategy.decide(&new_state, attempt))) {

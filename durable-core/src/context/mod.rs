@@ -3,9 +3,12 @@
 mod batch;
 mod callback;
 mod child;
+mod combinator;
 mod condition;
 mod deterministic;
 mod invoke;
+mod patch;
+mod saga;
 mod step;
 mod wait;
 
@@ -18,9 +21,12 @@ use std::sync::Arc;
 pub use batch::{BatchItem, BatchResult, CompletionConfig, CompletionReason, ItemStatus, Map, Nesting, Parallel};
 pub use callback::{Callback, CreateCallback, WaitForCallback};
 pub use child::ChildContext;
+pub use combinator::ALL_FAILED_ERROR_TYPE;
 pub use condition::{PollUntil, WaitDecision, WaitForCondition, WaitStrategy, poll_until};
 pub use deterministic::{Now, Random, Uuid};
 pub use invoke::Invoke;
+pub use patch::PATCH_SUB_TYPE;
+pub use saga::{COMPENSATION_FAILED_ERROR_TYPE, Saga, SagaStep};
 pub use step::{Step, StepContext, StepSemantics};
 pub use wait::Wait;
 

@@ -126,10 +126,20 @@ impl DurableContext {
         T: Serialize + DeserializeOwned + 'static,
         E: Into<Error>,
     {
+        self.step_with_ident(self.next_op(), name.into(), f)
+    }
+
+    /// A step whose id is already assigned (a saga's compensation).
+    pub(crate) fn step_with_ident<'a, T, E, F>(&self, op: OpIdent, name: Name, f: F) -> Step<'a, T, E, F>
+    where
+        F: AsyncFnMut(StepContext) -> Result<T, E> + 'a,
+        T: Serialize + DeserializeOwned + 'static,
+        E: Into<Error>,
+    {
         Step {
             ctx: self.clone(),
-            op: self.next_op(),
-            name: name.into(),
+            op,
+            name,
             f,
             retry: None,
             semantics: StepSemantics::default(),
@@ -150,6 +160,17 @@ where
     pub fn retry(mut self, strategy: impl RetryStrategy + 'static) -> Self {
         self.retry = Some(Arc::new(strategy));
         self
+    }
+
+    /// The retry strategy, shared.
+    pub(crate) fn retry_shared(mut self, strategy: Arc<dyn RetryStrategy>) -> Self {
+        self.retry = Some(strategy);
+        self
+    }
+
+    /// The step's id, call site and name.
+    pub(crate) fn identity(&self) -> (Arc<str>, super::CallSite, Option<Arc<str>>) {
+        (self.op.id.clone(), self.op.site, self.name.shared())
     }
 
     /// Never retry: the first error fails the step.
@@ -270,12 +291,32 @@ where
             attempt,
             execution_arn: engine.arn.clone(),
         };
+        engine.plugin_attempt(&self.op.id, self.name.as_deref(), &self.sub_type, attempt, None);
         let outcome = {
             let _running = engine.running();
             AssertUnwindSafe((self.f)(step_ctx)).catch_unwind().await
         };
+        let outcome = match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(e.into().into_object()),
+            Err(panic) => Err(ErrorObject::new(
+                PANIC_ERROR_TYPE,
+                format!(
+                    "step {} panicked: {}",
+                    self.name.as_deref().unwrap_or("(unnamed)"),
+                    panic_message(panic.as_ref())
+                ),
+            )),
+        };
+        engine.plugin_attempt(
+            &self.op.id,
+            self.name.as_deref(),
+            &self.sub_type,
+            attempt,
+            Some(outcome.as_ref().map(|_| ())),
+        );
         let error = match outcome {
-            Ok(Ok(value)) => match self.encode(&value) {
+            Ok(value) => match self.encode(&value) {
                 Ok((payload, value)) => {
                     let mut done = self.update(OperationAction::Succeed);
                     done.payload = Some(payload.into());
@@ -290,15 +331,7 @@ where
                     return Err(e.with_kind(ErrorKind::Step));
                 }
             },
-            Ok(Err(e)) => e.into().into_object(),
-            Err(panic) => ErrorObject::new(
-                PANIC_ERROR_TYPE,
-                format!(
-                    "step {} panicked: {}",
-                    self.name.as_deref().unwrap_or("(unnamed)"),
-                    panic_message(panic.as_ref())
-                ),
-            ),
+            Err(e) => e,
         };
         self.fail_or_retry(&*retry, error, attempt, ErrorKind::Step).await
     }

@@ -15,9 +15,10 @@ use crate::context::DurableContext;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::model::{
-    DurableExecutionInvocationInput, DurableExecutionInvocationOutput, ErrorObject, Operation, OperationAction,
-    OperationType, OperationUpdate, Timestamp,
+    DurableExecutionInvocationInput, DurableExecutionInvocationOutput, ErrorObject, InvocationStatus, Operation,
+    OperationAction, OperationType, OperationUpdate, Timestamp,
 };
+use crate::plugin::{InvocationEnd, InvocationEndStatus, InvocationStart, Plugins};
 
 /// How an invocation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +52,7 @@ pub async fn run_invocation(
     input: DurableExecutionInvocationInput,
     checkpointer: Rc<dyn Checkpointer>,
 ) -> InvocationOutcome {
-    run_invocation_with(input, checkpointer, |ctx, payload| handler.call(ctx, payload)).await
+    run_invocation_with_plugins(input, checkpointer, handler.plugins(), |ctx, payload| handler.call(ctx, payload)).await
 }
 
 /// Runs one invocation of a handler given as a closure from the root context and the
@@ -64,16 +65,38 @@ pub async fn run_invocation_with<'a, F>(
 where
     F: FnOnce(DurableContext, Option<String>) -> LocalBoxFuture<'a, Result<String, Error>>,
 {
+    run_invocation_with_plugins(input, checkpointer, Plugins::default(), handler).await
+}
+
+/// [`run_invocation_with`], calling `plugins` at each lifecycle point.
+pub async fn run_invocation_with_plugins<'a, F>(
+    input: DurableExecutionInvocationInput,
+    checkpointer: Rc<dyn Checkpointer>,
+    plugins: Plugins,
+    handler: F,
+) -> InvocationOutcome
+where
+    F: FnOnce(DurableContext, Option<String>) -> LocalBoxFuture<'a, Result<String, Error>>,
+{
     let DurableExecutionInvocationInput {
         durable_execution_arn: arn,
         checkpoint_token: token,
         initial_execution_state,
-        ..
+        updated_operation_ids,
     } = input;
+    let watching = !plugins.is_empty();
     // Pages go straight into the engine's map: no intermediate list of every operation.
-    let engine = Rc::new(Engine::new(arn, token, checkpointer));
+    let engine = Rc::new(Engine::new(arn, token, checkpointer, plugins));
     let mut input_payload = None;
     let mut found_execution = false;
+    let mut recorded = 0usize;
+    // Operations the service finished since the last invocation, for the plugins.
+    let updated: foldhash::HashSet<&str> = if watching {
+        updated_operation_ids.iter().flatten().map(String::as_str).collect()
+    } else {
+        foldhash::HashSet::default()
+    };
+    let mut finished_since = Vec::new();
     let mut page = Some(initial_execution_state);
     while let Some(state) = page.take() {
         let marker = state.next_page().map(str::to_owned);
@@ -81,6 +104,11 @@ where
             if op.op_type == OperationType::Execution {
                 found_execution = true;
                 input_payload = op.execution_details.as_ref().and_then(|d| d.input_payload.clone());
+            } else {
+                recorded += 1;
+                if watching && op.status.is_terminal() && updated.contains(&*op.id) {
+                    finished_since.push(op.clone());
+                }
             }
         }
         engine.record(state.operations);
@@ -101,9 +129,45 @@ where
         ))));
     }
     let payload = input_payload;
+    if watching {
+        let event = InvocationStart {
+            execution_arn: &engine.arn,
+            first_invocation: recorded == 0,
+            recorded_operations: recorded,
+        };
+        engine.plugins.each("invocation-start", |p| p.on_invocation_start(&event));
+        for op in &finished_since {
+            engine.plugin_operation_end(op);
+        }
+    }
     let ctx = DurableContext::root(engine.clone());
     let user = handler(ctx, payload.map(|p| p.to_string()));
-    Driver { engine, user: Some(user), result: None, in_flight: None, sent_execution_update: false }.await
+    let outcome = Driver {
+        engine: engine.clone(),
+        user: Some(user),
+        result: None,
+        in_flight: None,
+        sent: None,
+        sent_execution_update: false,
+    }
+    .await;
+    if watching {
+        let (status, error) = match &outcome {
+            InvocationOutcome::Output(o) => (
+                match o.status {
+                    InvocationStatus::Succeeded => InvocationEndStatus::Succeeded,
+                    InvocationStatus::Failed => InvocationEndStatus::Failed,
+                    InvocationStatus::Pending => InvocationEndStatus::Pending,
+                },
+                o.error.as_ref(),
+            ),
+            InvocationOutcome::Retry(_) => (InvocationEndStatus::Retry, None),
+            InvocationOutcome::Revoked(_) => (InvocationEndStatus::Revoked, None),
+        };
+        let event = InvocationEnd { execution_arn: &engine.arn, status, error };
+        engine.plugins.each("invocation-end", |p| p.on_invocation_end(&event));
+    }
+    outcome
 }
 
 type Flush<'a> = LocalBoxFuture<'a, (Result<(Option<String>, Vec<Operation>), CheckpointError>, bool)>;
@@ -113,12 +177,17 @@ struct Driver<'a> {
     user: Option<LocalBoxFuture<'a, Result<String, Error>>>,
     result: Option<Result<String, Error>>,
     in_flight: Option<Flush<'static>>,
+    /// The batch in flight, kept for the plugins (only when there are plugins).
+    sent: Option<Vec<OperationUpdate>>,
     sent_execution_update: bool,
 }
 
 impl Driver<'_> {
     fn start_flush(&mut self) {
         let batch = self.engine.queue.borrow_mut().take_batch();
+        if !self.engine.plugins.is_empty() {
+            self.sent = Some(batch.clone());
+        }
         let has_execution_update = batch.iter().any(|u| u.op_type == OperationType::Execution);
         let checkpointer = self.engine.checkpointer.clone();
         let arn = self.engine.arn.clone();
@@ -213,6 +282,9 @@ impl Future for Driver<'_> {
                 progressed = true;
                 match result {
                     Ok((token, ops)) => {
+                        if let Some(batch) = this.sent.take() {
+                            this.engine.plugin_batch_acked(&batch);
+                        }
                         this.engine.apply_state(ops);
                         if token.is_none() && !had_execution_update {
                             this.engine.set_abort(Abort::Checkpoint(CheckpointError::InvalidToken(
@@ -258,7 +330,13 @@ impl Future for Driver<'_> {
                     let q = this.engine.queue.borrow();
                     (q.has_pending(), q.wants_flush())
                 };
-                if has_pending && (wants || output.is_some() || suspending) {
+                // The function cannot go on without outside input (a step body awaiting I/O,
+                // a timer, an acknowledgement): send what is queued now. A step's START is
+                // then durable while its body runs (as AWS's SDKs make it), while a body
+                // that finishes without yielding still coalesces START and SUCCEED into
+                // one write.
+                let user_waiting = this.user.is_some();
+                if has_pending && (wants || output.is_some() || suspending || user_waiting) {
                     this.start_flush();
                     continue;
                 }

@@ -21,12 +21,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 pub(crate) use driver::panic_message;
-pub use driver::{InvocationOutcome, PANIC_ERROR_TYPE, run_invocation, run_invocation_with};
+pub use driver::{
+    InvocationOutcome, PANIC_ERROR_TYPE, run_invocation, run_invocation_with, run_invocation_with_plugins,
+};
 pub(crate) use queue::Queue;
 
 use crate::checkpoint::{CheckpointError, Checkpointer, Limits};
 use crate::id::Site;
-use crate::model::{ErrorObject, Operation, OperationType, OperationUpdate, SubType};
+use crate::model::{ErrorObject, Operation, OperationAction, OperationStatus, OperationType, OperationUpdate, SubType};
+use crate::plugin::{AttemptEvent, AttemptOutcome, OperationEvent, Plugins};
 
 /// The error type recorded when replay finds a different operation than the code calls.
 pub const NON_DETERMINISTIC_ERROR_TYPE: &str = "NonDeterministicExecutionError";
@@ -72,10 +75,14 @@ pub(crate) struct Engine {
     watchers: RefCell<Vec<std::task::Waker>>,
     abort: RefCell<Option<Abort>>,
     site_keys: RefCell<HashMap<usize, Rc<str>>>,
+    /// The handler's plugins.
+    pub(crate) plugins: Plugins,
+    /// Operations whose end the plugins were told about in this invocation.
+    ended: RefCell<HashSet<Arc<str>>>,
 }
 
 impl Engine {
-    pub(crate) fn new(arn: String, token: String, checkpointer: Rc<dyn Checkpointer>) -> Engine {
+    pub(crate) fn new(arn: String, token: String, checkpointer: Rc<dyn Checkpointer>, plugins: Plugins) -> Engine {
         let limits = checkpointer.limits();
         Engine {
             arn: Rc::from(arn),
@@ -91,6 +98,87 @@ impl Engine {
             watchers: RefCell::new(Vec::new()),
             abort: RefCell::new(None),
             site_keys: RefCell::new(HashMap::new()),
+            plugins,
+            ended: RefCell::new(HashSet::default()),
+        }
+    }
+
+    /// Tells the plugins that operation `op` ended, once per invocation.
+    pub(crate) fn plugin_operation_end(&self, op: &Operation) {
+        if self.plugins.is_empty() || op.op_type == OperationType::Execution || !op.status.is_terminal() {
+            return;
+        }
+        if !self.ended.borrow_mut().insert(op.id.clone()) {
+            return;
+        }
+        let event = OperationEvent {
+            execution_arn: &self.arn,
+            operation_id: &op.id,
+            parent_id: op.parent_id.as_deref(),
+            name: op.name.as_deref(),
+            op_type: op.op_type,
+            sub_type: op.sub_type.as_ref().map(SubType::as_str),
+            status: op.status,
+        };
+        self.plugins.each("operation-end", |p| p.on_operation_end(&event));
+    }
+
+    /// Tells the plugins what an acknowledged batch started and ended.
+    pub(crate) fn plugin_batch_acked(&self, batch: &[OperationUpdate]) {
+        for u in batch {
+            if u.op_type == OperationType::Execution {
+                continue;
+            }
+            let status = match u.action {
+                OperationAction::Start => OperationStatus::Started,
+                OperationAction::Succeed => OperationStatus::Succeeded,
+                OperationAction::Fail => OperationStatus::Failed,
+                OperationAction::Cancel => OperationStatus::Cancelled,
+                OperationAction::Retry => continue,
+            };
+            let event = OperationEvent {
+                execution_arn: &self.arn,
+                operation_id: &u.id,
+                parent_id: u.parent_id.as_deref(),
+                name: u.name.as_deref(),
+                op_type: u.op_type,
+                sub_type: u.sub_type.as_ref().map(SubType::as_str),
+                status,
+            };
+            if status == OperationStatus::Started {
+                self.plugins.each("operation-start", |p| p.on_operation_start(&event));
+            } else if self.ended.borrow_mut().insert(u.id.clone()) {
+                self.plugins.each("operation-end", |p| p.on_operation_end(&event));
+            }
+        }
+    }
+
+    /// Tells the plugins an attempt starts (`outcome` `None`) or ended.
+    pub(crate) fn plugin_attempt(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        sub_type: &str,
+        attempt: u32,
+        outcome: Option<Result<(), &ErrorObject>>,
+    ) {
+        if self.plugins.is_empty() {
+            return;
+        }
+        let event = AttemptEvent {
+            execution_arn: &self.arn,
+            operation_id: id,
+            name,
+            op_type: OperationType::Step,
+            sub_type: Some(sub_type),
+            attempt,
+            outcome: outcome.map(|o| if o.is_ok() { AttemptOutcome::Succeeded } else { AttemptOutcome::Failed }),
+            error: outcome.and_then(Result::err),
+        };
+        if outcome.is_none() {
+            self.plugins.each("attempt-start", |p| p.on_attempt_start(&event));
+        } else {
+            self.plugins.each("attempt-end", |p| p.on_attempt_end(&event));
         }
     }
 
@@ -125,6 +213,7 @@ impl Engine {
         }
         let mut map = self.ops.borrow_mut();
         for op in ops {
+            self.plugin_operation_end(&op);
             map.insert(op.id.clone(), op);
         }
         drop(map);
@@ -197,7 +286,7 @@ impl Engine {
         Ok(Some(op))
     }
 
-    fn fail_nondeterministic(&self, message: String) {
+    pub(crate) fn fail_nondeterministic(&self, message: String) {
         self.set_abort(Abort::NonDeterministic(ErrorObject::new(NON_DETERMINISTIC_ERROR_TYPE, message)));
     }
 
