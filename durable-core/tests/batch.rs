@@ -216,14 +216,14 @@ async fn item_names_validation_and_large_results() {
         assert_eq!(too_many.unwrap_err().kind(), ErrorKind::Validation);
         let named = ctx
             .map("named", vec!["a", "b"], async |_c: DurableContext, s: &str, _| Ok::<_, Error>(s.len()))
-            .item_namer(|i| format!("letter {i}"))
+            .item_namer(|s: &&str, i| format!("letter {i} {s}"))
             .await?;
         Ok::<_, Error>(named.success_count())
     };
     let runner = TestRunner::new();
     let run = runner.run(f, ()).await;
     assert_eq!(run.result::<usize>().unwrap(), 2);
-    assert!(run.operation("letter 1").is_some());
+    assert!(run.operation("letter 1 b").is_some());
     assert!(run.operation("bad").is_none() && run.operation("bad2").is_none(), "nothing checkpointed");
 
     // 4 × 100 KiB is over AWS's 256 KiB: the map records a summary and replays its items.
@@ -255,4 +255,98 @@ async fn item_names_validation_and_large_results() {
     let summary: serde_json::Value = serde_json::from_str(details.result.as_deref().unwrap()).unwrap();
     assert_eq!(summary["type"], "MapResult");
     assert_eq!(summary["successCount"], 4);
+}
+
+#[tokio::test]
+async fn the_whole_result_goes_through_its_codec() {
+    // A codec that records only the successful values, as "V:a,b"; reading it back gives
+    // succeeded items in order, and a first run returns exactly that, as a replay would.
+    let codec = || {
+        durable_core::serdes::FnSerdes::new(
+            |b: &BatchResult<String>| -> Result<String, Error> {
+                Ok(format!("V:{}", b.results().iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")))
+            },
+            |p: &str| -> Result<BatchResult<String>, Error> {
+                let values = p.strip_prefix("V:").ok_or_else(|| Error::new("Codec", "no prefix"))?;
+                Ok(BatchResult {
+                    all: values
+                        .split(',')
+                        .filter(|v| !v.is_empty())
+                        .enumerate()
+                        .map(|(index, v)| durable_core::BatchItem {
+                            index,
+                            status: ItemStatus::Succeeded,
+                            result: Some(v.to_owned()),
+                            error: None,
+                        })
+                        .collect(),
+                    completion_reason: CompletionReason::AllCompleted,
+                })
+            },
+        )
+    };
+    let f = move |ctx: DurableContext, (): ()| async move {
+        let batch = ctx
+            .map("upper", vec!["a", "bad", "c"], async |_c: DurableContext, s: &str, _| {
+                if s == "bad" { Err(Error::new("Bad", "bad item")) } else { Ok(s.to_uppercase()) }
+            })
+            .completion(CompletionConfig::all_completed())
+            .serdes(codec())
+            .await?;
+        // The codec dropped the failed item: the first run sees what a replay will.
+        let first = (batch.total_count(), batch.status(), batch.results().into_iter().cloned().collect::<Vec<_>>());
+        ctx.wait("w", Duration::from_secs(1)).await?;
+        Ok::<_, Error>(first)
+    };
+    let runner = TestRunner::new();
+    let run = runner.run(f, ()).await;
+    assert_eq!(run.invocations(), 2, "the map replays from its record after the wait");
+    let (total, status, values): (usize, ItemStatus, Vec<String>) = run.result().unwrap();
+    assert_eq!((total, status, values), (2, ItemStatus::Succeeded, vec!["A".to_owned(), "C".to_owned()]));
+    let map = run.operation("upper").unwrap();
+    assert_eq!(map.context_details.as_ref().unwrap().result.as_deref(), Some("V:A,C"));
+
+    // Without a custom codec: a failure makes the status FAILED, and total_count counts
+    // only the items that started.
+    let g = |ctx: DurableContext, (): ()| async move {
+        let batch = ctx
+            .parallel::<u8>("p")
+            .branch(async |_c: DurableContext| Ok::<_, Error>(1))
+            .branch(async |_c: DurableContext| Err::<u8, _>(Error::new("Bad", "no")))
+            .branch(async |_c: DurableContext| Ok::<_, Error>(3))
+            .max_concurrency(1)
+            .await?;
+        Ok::<_, Error>((batch.total_count(), batch.status(), batch.completion_reason))
+    };
+    let run = runner.run(g, ()).await;
+    let got: (usize, ItemStatus, CompletionReason) = run.result().unwrap();
+    assert_eq!(got, (2, ItemStatus::Failed, CompletionReason::FailureToleranceExceeded));
+}
+
+/// A value whose recorded form drops a field.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Lossy {
+    kept: u32,
+    #[serde(skip)]
+    dropped: u32,
+}
+
+#[tokio::test]
+async fn flat_items_return_on_first_run_what_a_replay_returns() {
+    // A FLAT item's value is recorded only in the batch's result: the first run must hand
+    // back the recorded value, not the one the item returned.
+    let f = |ctx: DurableContext, (): ()| async move {
+        let batch = ctx
+            .map("flat", vec![1u32, 2], async |_c: DurableContext, n: u32, _| {
+                Ok::<_, Error>(Lossy { kept: n, dropped: n + 100 })
+            })
+            .nesting(Nesting::Flat)
+            .await?;
+        let first: Vec<(u32, u32)> = batch.into_results()?.iter().map(|l| (l.kept, l.dropped)).collect();
+        ctx.wait("w", Duration::from_secs(1)).await?;
+        Ok::<_, Error>(first)
+    };
+    let run = TestRunner::new().run(f, ()).await;
+    let values: Vec<(u32, u32)> = run.result().unwrap();
+    assert_eq!(values, [(1, 0), (2, 0)], "as the replay after the wait sees them");
 }

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::child::ChildContext;
+use super::step::fit_error;
 use super::{DurableContext, Name, OpIdent};
 use crate::engine::{Expect, park};
 use crate::error::{Error, ErrorKind};
@@ -188,6 +189,19 @@ impl<T> BatchResult<T> {
         self.started().len()
     }
 
+    /// How many items the result holds: the items that started (those never started
+    /// because the batch completed early are not counted).
+    pub fn total_count(&self) -> usize {
+        self.all.len()
+    }
+
+    /// The batch's status: [`ItemStatus::Failed`] if an item failed, else
+    /// [`ItemStatus::Succeeded`] (AWS's `BatchResult.status`). It says nothing about why
+    /// the batch completed: see [`BatchResult::completion_reason`].
+    pub fn status(&self) -> ItemStatus {
+        if self.has_failure() { ItemStatus::Failed } else { ItemStatus::Succeeded }
+    }
+
     /// The first item error, as an error of kind [`ErrorKind::BatchCompletion`] that keeps
     /// the item's error type, message and data.
     pub fn throw_if_error(&self) -> Result<(), Error> {
@@ -238,6 +252,7 @@ struct Batch<'a, T> {
     completion: CompletionConfig,
     nesting: Nesting,
     item_serdes: Arc<dyn Serdes<T>>,
+    serdes: Arc<dyn Serdes<BatchResult<T>>>,
 }
 
 /// Whether a batch of `total` items is complete, and why.
@@ -318,9 +333,7 @@ impl<'a, T: Serialize + DeserializeOwned + 'static> Batch<'a, T> {
                         rebuild = Some(summary);
                     }
                     OperationStatus::Succeeded => {
-                        return serde_json::from_str(details.result.as_deref().unwrap_or("null")).map_err(|e| {
-                            Error::serdes(format!("the recorded result of {method} {} is unreadable: {e}", self.op.id))
-                        });
+                        return self.serdes.deserialize(details.result.as_deref().unwrap_or("null"));
                     }
                     OperationStatus::Started => {}
                     _ => return Err(Error::from_object(ErrorKind::BatchCompletion, details.error.unwrap_or_default())),
@@ -405,12 +418,25 @@ impl<'a, T: Serialize + DeserializeOwned + 'static> Batch<'a, T> {
         if rebuild.is_some() {
             return Ok(result);
         }
-        let payload = serde_json::to_string(&result)
-            .map_err(|e| Error::serdes(format!("cannot serialise the result of {method} {}: {e}", self.op.id)))?;
         let mut done = OperationUpdate::new(self.op.id.clone(), OperationType::Context, OperationAction::Succeed);
         done.parent_id.clone_from(&self.ctx.scope.parent_id);
         done.name = self.name.shared();
         done.sub_type = Some(SubType::new(self.sub_type));
+        // The first run returns what a replay will: the result as its codec gives it back.
+        let encoded = self.serdes.serialize(&result).and_then(|p| Ok((self.serdes.deserialize(&p)?, p)));
+        let (back, payload) = match encoded {
+            Ok(pair) => pair,
+            Err(e) => {
+                // A result its codec cannot write (or read back) fails the batch, as it
+                // would fail a child context; a replay returns the same error.
+                let object = fit_error(e.into_object(), engine.limits.max_operation_payload);
+                let mut failed = done;
+                failed.action = OperationAction::Fail;
+                failed.error = Some(object.clone());
+                engine.enqueue_sync(failed).await;
+                return Err(Error::from_object(ErrorKind::BatchCompletion, object));
+            }
+        };
         if payload.len() > engine.limits.max_context_result {
             let summary = Summary {
                 kind: self.summary_type.to_owned(),
@@ -430,19 +456,28 @@ impl<'a, T: Serialize + DeserializeOwned + 'static> Batch<'a, T> {
             };
             done.payload = Some(serde_json::to_string(&summary).expect("plain summary").into());
             done.context_options = Some(ContextOptions { replay_children: Some(true) });
-        } else {
-            done.payload = Some(payload.into());
+            engine.enqueue_sync(done).await;
+            // A replay rebuilds the result from the items, not from this payload.
+            return Ok(result);
         }
+        done.payload = Some(payload.into());
         engine.enqueue_sync(done).await;
-        Ok(result)
+        Ok(back)
     }
 }
 
 /// A `map`, ready to be awaited. Created by [`DurableContext::map`].
 #[must_use = "a map does nothing until awaited"]
-pub struct Map<'a, T> {
+pub struct Map<'a, T, I> {
     batch: Batch<'a, T>,
+    items: Vec<I>,
+    /// Makes the branch of one item.
+    make: Box<dyn Fn(I, usize) -> Branch<'a, T> + 'a>,
+    namer: Option<ItemNamer<'a, I>>,
 }
+
+/// Names one item from the item and its index.
+type ItemNamer<'a, I> = Box<dyn Fn(&I, usize) -> String + 'a>;
 
 /// A `parallel`, ready to be awaited. Created by [`DurableContext::parallel`].
 #[must_use = "a parallel does nothing until awaited"]
@@ -457,7 +492,7 @@ impl DurableContext {
     /// Items are admitted in index order; an item waiting on a timer or a callback keeps its
     /// slot. The batch operation records a [`BatchResult`] and succeeds even when items
     /// failed.
-    pub fn map<'a, I, T, E, F>(&self, name: impl Into<Name>, items: Vec<I>, f: F) -> Map<'a, T>
+    pub fn map<'a, I, T, E, F>(&self, name: impl Into<Name>, items: Vec<I>, f: F) -> Map<'a, T, I>
     where
         I: 'a,
         F: AsyncFn(DurableContext, I, usize) -> Result<T, E> + 'a,
@@ -465,17 +500,14 @@ impl DurableContext {
         E: Into<Error> + 'a,
     {
         let f = std::rc::Rc::new(f);
-        let branches = items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let f = f.clone();
-                let branch: Branch<'a, T> =
-                    Box::new(move |c: DurableContext| Box::pin(async move { f(c, item, i).await.map_err(Into::into) }));
-                (format!("map-item-{i}"), branch)
-            })
-            .collect();
+        let make = move |item: I, i: usize| -> Branch<'a, T> {
+            let f = f.clone();
+            Box::new(move |c: DurableContext| Box::pin(async move { f(c, item, i).await.map_err(Into::into) }))
+        };
         Map {
+            items,
+            make: Box::new(make),
+            namer: None,
             batch: Batch {
                 ctx: self.clone(),
                 op: self.next_op(),
@@ -483,11 +515,12 @@ impl DurableContext {
                 sub_type: SubType::MAP,
                 item_sub_type: SubType::MAP_ITERATION,
                 summary_type: "MapResult",
-                branches,
+                branches: Vec::new(),
                 max_concurrency: None,
                 completion: CompletionConfig::default(),
                 nesting: Nesting::Nested,
                 item_serdes: Arc::new(Json),
+                serdes: Arc::new(Json),
             },
         }
     }
@@ -513,14 +546,15 @@ impl DurableContext {
                 completion: CompletionConfig::default(),
                 nesting: Nesting::Nested,
                 item_serdes: Arc::new(Json),
+                serdes: Arc::new(Json),
             },
         }
     }
 }
 
 macro_rules! batch_options {
-    ($ty:ident) => {
-        impl<'a, T: Serialize + DeserializeOwned + 'static> $ty<'a, T> {
+    ($ty:ident $(, $item:ident)?) => {
+        impl<'a, T: Serialize + DeserializeOwned + 'static $(, $item: 'a)?> $ty<'a, T $(, $item)?> {
             /// At most `n` items run at once (items waiting on a timer or callback count).
             pub fn max_concurrency(mut self, n: usize) -> Self {
                 self.batch.max_concurrency = Some(n);
@@ -544,30 +578,50 @@ macro_rules! batch_options {
                 self.batch.item_serdes = Arc::new(serdes);
                 self
             }
+
+            /// The codec of the whole [`BatchResult`], recorded as the batch operation's
+            /// result (default [`Json`]). A result it encodes to more than the inline limit
+            /// is recorded as a summary instead, and a replay rebuilds it from the items.
+            pub fn serdes(mut self, serdes: impl Serdes<BatchResult<T>> + 'static) -> Self {
+                self.batch.serdes = Arc::new(serdes);
+                self
+            }
         }
 
-        impl<'a, T: Serialize + DeserializeOwned + 'static> IntoFuture for $ty<'a, T> {
+        impl<'a, T: Serialize + DeserializeOwned + 'static $(, $item: 'a)?> IntoFuture for $ty<'a, T $(, $item)?> {
             type Output = Result<BatchResult<T>, Error>;
             type IntoFuture = LocalBoxFuture<'a, Result<BatchResult<T>, Error>>;
 
             fn into_future(self) -> Self::IntoFuture {
-                Box::pin(self.batch.run())
+                Box::pin(self.into_batch().run())
             }
         }
     };
 }
 
-batch_options!(Map);
+batch_options!(Map, I);
 batch_options!(Parallel);
 
-impl<T: Serialize + DeserializeOwned + 'static> Map<'_, T> {
-    /// Names the items: `namer(index)` instead of `map-item-<index>`. The names are part
-    /// of the recorded history: changing them breaks executions in flight.
-    pub fn item_namer(mut self, namer: impl Fn(usize) -> String) -> Self {
-        for (i, (name, _)) in self.batch.branches.iter_mut().enumerate() {
-            *name = namer(i);
-        }
+impl<'a, T: Serialize + DeserializeOwned + 'static, I: 'a> Map<'a, T, I> {
+    /// Names the items: `namer(&item, index)` instead of `map-item-<index>` (AWS's
+    /// `item_namer`). The names are part of the recorded history: changing them breaks
+    /// executions in flight.
+    pub fn item_namer(mut self, namer: impl Fn(&I, usize) -> String + 'a) -> Self {
+        self.namer = Some(Box::new(namer));
         self
+    }
+
+    fn into_batch(self) -> Batch<'a, T> {
+        let Map { mut batch, items, make, namer } = self;
+        batch.branches = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let name = namer.as_ref().map_or_else(|| format!("map-item-{i}"), |n| n(&item, i));
+                (name, make(item, i))
+            })
+            .collect();
+        batch
     }
 }
 
@@ -592,6 +646,10 @@ impl<'a, T: Serialize + DeserializeOwned + 'static> Parallel<'a, T> {
             Box::new(move |c: DurableContext| Box::pin(async move { f(c).await.map_err(Into::into) }));
         self.batch.branches.push((name.into(), branch));
         self
+    }
+
+    fn into_batch(self) -> Batch<'a, T> {
+        self.batch
     }
 }
 

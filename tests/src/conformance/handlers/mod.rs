@@ -9,6 +9,8 @@
 mod callback;
 mod child;
 mod invoke;
+mod map;
+mod parallel;
 mod step;
 mod wait;
 mod wait_for_callback;
@@ -39,6 +41,8 @@ impl Registry {
         invoke::register(&mut r);
         wait_for_condition::register(&mut r);
         wait_for_callback::register(&mut r);
+        parallel::register(&mut r);
+        map::register(&mut r);
         r
     }
 
