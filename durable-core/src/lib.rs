@@ -21,6 +21,7 @@ pub mod id;
 mod log;
 pub mod model;
 pub mod plugin;
+pub mod replay;
 pub mod retry;
 pub mod serdes;
 pub mod service;

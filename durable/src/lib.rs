@@ -22,7 +22,7 @@ pub use durable_core::{
     CompletionConfig, CompletionReason, CreateCallback, DurableContext, Error, ErrorKind, FnHandler, Handler, Invoke,
     ItemStatus, Map, Name, Nesting, Now, PATCH_SUB_TYPE, Parallel, PollUntil, Random, Result, Saga, SagaStep, Step,
     StepContext, StepSemantics, Uuid, Wait, WaitDecision, WaitForCallback, WaitForCondition, WaitStrategy, checkpoint,
-    clock, durable, engine, handler, id, model, poll_until, retry, serdes, service, store, testing,
+    clock, durable, engine, handler, id, model, plugin, poll_until, replay, retry, serdes, service, store, testing,
 };
 pub use durable_core::{debug, error, info, log, trace, warn};
 pub use durable_runtime::{LocalRunner, LocalRunnerBuilder, RunnerError, client, control_plane, inspect, local};

@@ -265,7 +265,7 @@ async fn combine<'a, T>(
             let record = match serde_json::from_str::<Record>(&payload) {
                 Ok(r) if r.members == total && r.settled.iter().all(|i| *i < total) => r,
                 Ok(r) => {
-                    engine.fail_nondeterministic(format!(
+                    engine.fail_nondeterministic(&op.id, describe(), None, None, format!(
                         "non-deterministic replay at {} (operation {}): the history recorded {} with {} members, but \
                          the code now passes {total}",
                         describe(),
@@ -276,24 +276,36 @@ async fn combine<'a, T>(
                     return park().await;
                 }
                 Err(e) => {
-                    engine.fail_nondeterministic(format!(
-                        "the recorded outcome of {} at {} (operation {}) is unreadable ({e}): {payload:?}",
-                        kind.method(),
+                    engine.fail_nondeterministic(
+                        &op.id,
                         describe(),
-                        op.id
-                    ));
+                        None,
+                        None,
+                        format!(
+                            "the recorded outcome of {} at {} (operation {}) is unreadable ({e}): {payload:?}",
+                            kind.method(),
+                            describe(),
+                            op.id
+                        ),
+                    );
                     return park().await;
                 }
             };
             let mut settled = Vec::with_capacity(record.settled.len());
             for i in record.settled {
                 let Some(member) = slots[i].take() else {
-                    engine.fail_nondeterministic(format!(
-                        "the recorded outcome of {} at {} (operation {}) lists member {i} twice",
-                        kind.method(),
+                    engine.fail_nondeterministic(
+                        &op.id,
                         describe(),
-                        op.id
-                    ));
+                        None,
+                        None,
+                        format!(
+                            "the recorded outcome of {} at {} (operation {}) lists member {i} twice",
+                            kind.method(),
+                            describe(),
+                            op.id
+                        ),
+                    );
                     return park().await;
                 };
                 settled.push((i, member.await));

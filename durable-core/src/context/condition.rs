@@ -242,6 +242,9 @@ where
             engine.enqueue(self.update(OperationAction::Start));
         }
         let step_ctx = StepContext::new(self.op.id.clone(), self.name.shared(), attempt, engine.arn.clone());
+        if !engine.may_run_body(&self.op.id, &|| self.op.site.describe("wait_for_condition")) {
+            return park().await;
+        }
         engine.plugin_attempt(&self.op.id, self.name.as_deref(), SubType::WAIT_FOR_CONDITION, attempt, None);
         let outcome = {
             let _running = engine.running();

@@ -291,6 +291,9 @@ where
             attempt,
             execution_arn: engine.arn.clone(),
         };
+        if !engine.may_run_body(&self.op.id, &|| self.describe()) {
+            return park().await;
+        }
         engine.plugin_attempt(&self.op.id, self.name.as_deref(), &self.sub_type, attempt, None);
         let outcome = {
             let _running = engine.running();

@@ -78,6 +78,32 @@ pub async fn run_invocation_with_plugins<'a, F>(
 where
     F: FnOnce(DurableContext, Option<String>) -> LocalBoxFuture<'a, Result<String, Error>>,
 {
+    run(input, checkpointer, plugins, false, handler).await.0
+}
+
+/// Runs one invocation in the replay tester's mode (replay only; every path stops at new
+/// work) and returns the engine for inspection.
+pub(crate) async fn run_for_replay_check<'a, F>(
+    input: DurableExecutionInvocationInput,
+    checkpointer: Rc<dyn Checkpointer>,
+    handler: F,
+) -> (InvocationOutcome, Rc<Engine>)
+where
+    F: FnOnce(DurableContext, Option<String>) -> LocalBoxFuture<'a, Result<String, Error>>,
+{
+    run(input, checkpointer, Plugins::default(), true, handler).await
+}
+
+async fn run<'a, F>(
+    input: DurableExecutionInvocationInput,
+    checkpointer: Rc<dyn Checkpointer>,
+    plugins: Plugins,
+    replay_check: bool,
+    handler: F,
+) -> (InvocationOutcome, Rc<Engine>)
+where
+    F: FnOnce(DurableContext, Option<String>) -> LocalBoxFuture<'a, Result<String, Error>>,
+{
     let DurableExecutionInvocationInput {
         durable_execution_arn: arn,
         checkpoint_token: token,
@@ -86,7 +112,9 @@ where
     } = input;
     let watching = !plugins.is_empty();
     // Pages go straight into the engine's map: no intermediate list of every operation.
-    let engine = Rc::new(Engine::new(arn, token, checkpointer, plugins));
+    let mut engine = Engine::new(arn, token, checkpointer, plugins);
+    engine.replay_check = replay_check;
+    let engine = Rc::new(engine);
     let mut input_payload = None;
     let mut found_execution = false;
     let mut recorded = 0usize;
@@ -116,17 +144,15 @@ where
             let token = engine.queue.borrow().token().to_owned();
             match engine.checkpointer.get_state(&engine.arn, &token, &m).await {
                 Ok(next) => page = Some(next),
-                Err(CheckpointError::InvalidToken(m)) => return InvocationOutcome::Revoked(m),
-                Err(CheckpointError::Retryable(m)) => return InvocationOutcome::Retry(m),
-                Err(CheckpointError::Rejected(e)) => return InvocationOutcome::Retry(e.to_string()),
+                Err(CheckpointError::InvalidToken(m)) => return (InvocationOutcome::Revoked(m), engine),
+                Err(CheckpointError::Retryable(m)) => return (InvocationOutcome::Retry(m), engine),
+                Err(CheckpointError::Rejected(e)) => return (InvocationOutcome::Retry(e.to_string()), engine),
             }
         }
     }
     if !found_execution {
-        return InvocationOutcome::Output(DurableExecutionInvocationOutput::failed(Some(ErrorObject::new(
-            "InvalidInvocationInput",
-            "the execution state has no EXECUTION operation",
-        ))));
+        let error = ErrorObject::new("InvalidInvocationInput", "the execution state has no EXECUTION operation");
+        return (InvocationOutcome::Output(DurableExecutionInvocationOutput::failed(Some(error))), engine);
     }
     let payload = input_payload;
     if watching {
@@ -167,7 +193,7 @@ where
         let event = InvocationEnd { execution_arn: &engine.arn, status, error };
         engine.plugins.each("invocation-end", |p| p.on_invocation_end(&event));
     }
-    outcome
+    (outcome, engine)
 }
 
 type Flush<'a> = LocalBoxFuture<'a, (Result<(Option<String>, Vec<Operation>), CheckpointError>, bool)>;

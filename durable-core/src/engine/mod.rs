@@ -20,16 +20,17 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-pub(crate) use driver::panic_message;
 pub use driver::{
     InvocationOutcome, PANIC_ERROR_TYPE, run_invocation, run_invocation_with, run_invocation_with_plugins,
 };
+pub(crate) use driver::{panic_message, run_for_replay_check};
 pub(crate) use queue::Queue;
 
 use crate::checkpoint::{CheckpointError, Checkpointer, Limits};
 use crate::id::Site;
 use crate::model::{ErrorObject, Operation, OperationAction, OperationStatus, OperationType, OperationUpdate, SubType};
 use crate::plugin::{AttemptEvent, AttemptOutcome, OperationEvent, Plugins};
+use crate::replay::{Divergence, Frontier, OperationShape};
 
 /// The error type recorded when replay finds a different operation than the code calls.
 pub const NON_DETERMINISTIC_ERROR_TYPE: &str = "NonDeterministicExecutionError";
@@ -79,6 +80,12 @@ pub(crate) struct Engine {
     pub(crate) plugins: Plugins,
     /// Operations whose end the plugins were told about in this invocation.
     ended: RefCell<HashSet<Arc<str>>>,
+    /// The replay tester's mode: replay only, stopping each path at new work.
+    pub(crate) replay_check: bool,
+    /// Replay tester: the first point where the code went past the history.
+    pub(crate) frontier: RefCell<Option<Frontier>>,
+    /// The details of a non-deterministic replay.
+    pub(crate) divergence: RefCell<Option<Divergence>>,
 }
 
 impl Engine {
@@ -100,7 +107,18 @@ impl Engine {
             site_keys: RefCell::new(HashMap::new()),
             plugins,
             ended: RefCell::new(HashSet::default()),
+            replay_check: false,
+            frontier: RefCell::new(None),
+            divergence: RefCell::new(None),
         }
+    }
+
+    /// The operations recorded before the invocation that it never visited.
+    pub(crate) fn unvisited_operations(&self) -> Vec<Operation> {
+        let mut ops: Vec<Operation> =
+            self.ops.borrow().values().filter(|o| o.op_type != OperationType::Execution).cloned().collect();
+        ops.sort_by(|a, b| a.start_timestamp.cmp(&b.start_timestamp).then_with(|| a.id.cmp(&b.id)));
+        ops
     }
 
     /// Tells the plugins that operation `op` ended, once per invocation.
@@ -251,14 +269,25 @@ impl Engine {
         describe: &dyn Fn() -> String,
     ) -> Result<Option<Operation>, ()> {
         if !self.visited.borrow_mut().insert(id) {
-            self.fail_nondeterministic(format!(
-                "two durable calls produced the same operation id {id} ({}); give the calls distinct names or pin distinct \
-                 function names with #[durable(name = ...)]",
-                describe()
-            ));
+            self.fail_nondeterministic(
+                id,
+                describe(),
+                None,
+                Some(OperationShape::of_call(expect)),
+                format!(
+                    "two durable calls produced the same operation id {id} ({}); give the calls distinct names or pin \
+                     distinct function names with #[durable(name = ...)]",
+                    describe()
+                ),
+            );
             return Err(());
         }
         let Some(op) = self.ops.borrow_mut().remove(id) else {
+            if self.replay_check {
+                // The replay tester stops each path where the code goes past the history.
+                self.reach_frontier(id, describe());
+                return Err(());
+            }
             // A new operation: this context has gone past its recorded history.
             self.live.borrow_mut().insert(Arc::from(expect.parent_id.unwrap_or("")));
             return Ok(None);
@@ -276,18 +305,67 @@ impl Engine {
         if mismatch {
             let recorded = describe_side(op.op_type, rec_sub, op.name.as_deref(), op.parent_id.as_deref());
             let current = describe_side(expect.op_type, Some(expect.sub_type), expect.name, expect.parent_id);
-            self.fail_nondeterministic(format!(
+            let message = format!(
                 "non-deterministic replay at {} (operation {id}): the history recorded {recorded}, but the code now calls \
                  {current}",
                 describe()
-            ));
+            );
+            self.fail_nondeterministic(
+                id,
+                describe(),
+                Some(OperationShape::of_record(&op)),
+                Some(OperationShape::of_call(expect)),
+                message,
+            );
             return Err(());
         }
         Ok(Some(op))
     }
 
-    pub(crate) fn fail_nondeterministic(&self, message: String) {
+    /// Fails the invocation as non-deterministic, keeping the details for the replay
+    /// tester.
+    pub(crate) fn fail_nondeterministic(
+        &self,
+        id: &str,
+        call_site: String,
+        recorded: Option<OperationShape>,
+        current: Option<OperationShape>,
+        message: String,
+    ) {
+        if self.abort.borrow().is_none() {
+            *self.divergence.borrow_mut() = Some(Divergence {
+                operation_id: id.to_owned(),
+                call_site,
+                recorded,
+                current,
+                message: message.clone(),
+            });
+        }
         self.set_abort(Abort::NonDeterministic(ErrorObject::new(NON_DETERMINISTIC_ERROR_TYPE, message)));
+    }
+
+    /// Replay tester: a path of the code reached new work at `id`. It stays blocked (the
+    /// invocation then ends as suspended, after every other path has gone as far as the
+    /// history reaches); the first such point is reported.
+    fn reach_frontier(&self, id: &str, call_site: String) {
+        self.blocked.set(self.blocked.get() + 1);
+        let mut frontier = self.frontier.borrow_mut();
+        if frontier.is_none() {
+            *frontier = Some(Frontier { operation_id: id.to_owned(), call_site });
+        }
+    }
+
+    /// Whether a step body (or check) at `id` may run now. Not after an abort, and never
+    /// in the replay tester, where running it would be new work: the path stops there.
+    pub(crate) fn may_run_body(&self, id: &str, describe: &dyn Fn() -> String) -> bool {
+        if self.aborted() {
+            return false;
+        }
+        if self.replay_check {
+            self.reach_frontier(id, describe());
+            return false;
+        }
+        true
     }
 
     pub(crate) fn set_abort(&self, abort: Abort) {
