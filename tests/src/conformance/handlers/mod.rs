@@ -11,6 +11,7 @@ mod child;
 mod invoke;
 mod map;
 mod parallel;
+mod plugin;
 mod step;
 mod wait;
 mod wait_for_callback;
@@ -43,6 +44,7 @@ impl Registry {
         wait_for_callback::register(&mut r);
         parallel::register(&mut r);
         map::register(&mut r);
+        plugin::register(&mut r);
         r
     }
 
