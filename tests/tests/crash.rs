@@ -5,16 +5,15 @@
 //!
 //! 50 kills by default; `DURABLE_CRASH_KILLS=1000` runs a thousand.
 
+mod support;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use durable::model::{EventType, ExecutionStatus, OperationStatus};
 use durable::service::CheckpointService;
 use durable::store::EmbeddedStore;
-use rand::RngExt;
 
 const ROUNDS: i64 = 6;
 
@@ -25,48 +24,21 @@ fn sigkill_at_random_instants_loses_nothing() {
     let store_dir = dir.path().join("store");
     let effects = dir.path().join("effects.log");
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
-    let mut rng = rand::rng();
-    let started = Instant::now();
-    let mut finished = None;
-    let mut killed = 0;
-    let mut runs = 0;
-    while finished.is_none() {
-        runs += 1;
-        assert!(runs < kills + 200, "the workflow never finished");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crash-workflow"))
-            .arg(&store_dir)
-            .arg(&effects)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the workflow");
-        let stdout = child.stdout.take().unwrap();
-        let sink = acked.clone();
-        let reader = std::thread::spawn(move || {
-            let mut result = None;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(step) = line.strip_prefix("acked ") {
-                    sink.lock().unwrap().push(step.to_owned());
-                } else if let Some(r) = line.strip_prefix("result ") {
-                    result = Some(r.to_owned());
-                }
+    let sink = acked.clone();
+    let run = support::kill_until_finished(
+        env!("CARGO_BIN_EXE_crash-workflow"),
+        &[&store_dir, &effects],
+        kills,
+        Duration::from_millis(40),
+        Duration::from_millis(400),
+        move |line| {
+            if let Some(step) = line.strip_prefix("acked ") {
+                sink.lock().unwrap().push(step.to_owned());
             }
-            result
-        });
-        if killed < kills {
-            // Most kills land early (mid-checkpoint, mid-step, at startup); some later.
-            let delay = if rng.random_bool(0.7) { rng.random_range(0..40) } else { rng.random_range(40..400) };
-            std::thread::sleep(Duration::from_millis(delay));
-            if child.try_wait().unwrap().is_none() {
-                child.kill().expect("SIGKILL");
-                killed += 1;
-            }
-        }
-        child.wait().unwrap();
-        finished = reader.join().unwrap();
-    }
-    eprintln!("{killed} kills, {runs} runs, {:?}", started.elapsed());
+        },
+    );
+    eprintln!("{} kills, {} runs, {:?}", run.kills, run.runs, run.elapsed);
+    let finished = Some(run.result);
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {

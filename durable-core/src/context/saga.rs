@@ -205,6 +205,12 @@ where
         self
     }
 
+    /// Never retry (see [`Step::no_retry`]).
+    pub fn no_retry(mut self) -> Self {
+        self.step = self.step.no_retry();
+        self
+    }
+
     /// Each attempt's body runs at most once (see [`Step::at_most_once`]).
     pub fn at_most_once(mut self) -> Self {
         self.step = self.step.at_most_once();
