@@ -210,6 +210,8 @@ pub struct AttemptEvent<'a> {
     pub execution_arn: &'a str,
     /// The operation's id.
     pub operation_id: &'a str,
+    /// The id of its parent context, if any.
+    pub parent_id: Option<&'a str>,
     /// Its name, if any.
     pub name: Option<&'a str>,
     /// Its type (`STEP`).

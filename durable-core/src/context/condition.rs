@@ -245,7 +245,14 @@ where
         if !engine.may_run_body(&self.op.id, &|| self.op.site.describe("wait_for_condition")) {
             return park().await;
         }
-        engine.plugin_attempt(&self.op.id, self.name.as_deref(), SubType::WAIT_FOR_CONDITION, attempt, None);
+        engine.plugin_attempt(
+            &self.op.id,
+            self.ctx.scope.parent_id.as_deref(),
+            self.name.as_deref(),
+            SubType::WAIT_FOR_CONDITION,
+            attempt,
+            None,
+        );
         let outcome = {
             let _running = engine.running();
             AssertUnwindSafe((self.check)(state, step_ctx)).catch_unwind().await
@@ -260,6 +267,7 @@ where
         };
         engine.plugin_attempt(
             &self.op.id,
+            self.ctx.scope.parent_id.as_deref(),
             self.name.as_deref(),
             SubType::WAIT_FOR_CONDITION,
             attempt,

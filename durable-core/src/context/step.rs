@@ -294,7 +294,14 @@ where
         if !engine.may_run_body(&self.op.id, &|| self.describe()) {
             return park().await;
         }
-        engine.plugin_attempt(&self.op.id, self.name.as_deref(), &self.sub_type, attempt, None);
+        engine.plugin_attempt(
+            &self.op.id,
+            self.ctx.scope.parent_id.as_deref(),
+            self.name.as_deref(),
+            &self.sub_type,
+            attempt,
+            None,
+        );
         let outcome = {
             let _running = engine.running();
             AssertUnwindSafe((self.f)(step_ctx)).catch_unwind().await
@@ -313,6 +320,7 @@ where
         };
         engine.plugin_attempt(
             &self.op.id,
+            self.ctx.scope.parent_id.as_deref(),
             self.name.as_deref(),
             &self.sub_type,
             attempt,

@@ -175,6 +175,7 @@ impl Engine {
     pub(crate) fn plugin_attempt(
         &self,
         id: &str,
+        parent_id: Option<&str>,
         name: Option<&str>,
         sub_type: &str,
         attempt: u32,
@@ -186,6 +187,7 @@ impl Engine {
         let event = AttemptEvent {
             execution_arn: &self.arn,
             operation_id: id,
+            parent_id,
             name,
             op_type: OperationType::Step,
             sub_type: Some(sub_type),
