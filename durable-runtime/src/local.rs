@@ -46,6 +46,8 @@ pub enum RunnerError {
     UnknownFunction(String),
     /// The input could not be serialised.
     Input(String),
+    /// The control plane could not listen (address in use, not loopback, ...).
+    Io(std::io::Error),
 }
 
 impl fmt::Display for RunnerError {
@@ -55,6 +57,7 @@ impl fmt::Display for RunnerError {
             RunnerError::Store(e) => write!(f, "{e}"),
             RunnerError::UnknownFunction(n) => write!(f, "no durable function is registered as {n:?}"),
             RunnerError::Input(m) => write!(f, "cannot serialise the input: {m}"),
+            RunnerError::Io(e) => write!(f, "{e}"),
         }
     }
 }
@@ -64,6 +67,7 @@ impl std::error::Error for RunnerError {
         match self {
             RunnerError::Service(e) => Some(e),
             RunnerError::Store(e) => Some(e),
+            RunnerError::Io(e) => Some(e),
             _ => None,
         }
     }
@@ -72,6 +76,12 @@ impl std::error::Error for RunnerError {
 impl From<ServiceError> for RunnerError {
     fn from(e: ServiceError) -> Self {
         RunnerError::Service(e)
+    }
+}
+
+impl From<std::io::Error> for RunnerError {
+    fn from(e: std::io::Error) -> Self {
+        RunnerError::Io(e)
     }
 }
 
@@ -197,6 +207,41 @@ impl LocalRunner {
     /// The checkpoint service (for inspection: records, operations, history).
     pub fn service(&self) -> &Arc<CheckpointService> {
         &self.service
+    }
+
+    /// The names of the registered functions.
+    pub fn functions(&self) -> impl Iterator<Item = &str> {
+        self.handlers.keys().map(String::as_str)
+    }
+
+    /// Wakes the worker ([`run_worker`](Self::run_worker)): it looks for due executions and
+    /// checks its stop condition now instead of at its next timer. Call it after changing
+    /// something the worker does not see (a callback completed through the service, a
+    /// stop flag set).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Serves the AWS control-plane routes for this runner on `addr` (a loopback address;
+    /// port 0 picks a free port): other processes (the `durable` CLI, aws-sdk clients,
+    /// the AWS CLI, boto3) can then start executions of the registered functions, read
+    /// executions and histories, complete callbacks and stop executions. Starts and
+    /// callback completions wake the worker, which must run too
+    /// ([`run_worker`](Self::run_worker) or [`run_until_finished`](Self::run_until_finished)).
+    /// The server runs on the current Tokio runtime until the returned handle is dropped or
+    /// shut down. See [`crate::control_plane`].
+    #[cfg(feature = "control-plane")]
+    pub async fn control_plane(
+        &self,
+        addr: impl tokio::net::ToSocketAddrs,
+    ) -> Result<crate::control_plane::ControlPlaneServer, RunnerError> {
+        let wake = self.wake.clone();
+        let server = crate::control_plane::ControlPlane::new(self.service.clone())
+            .functions(self.functions())
+            .on_change(move || wake.notify_one())
+            .bind(addr)
+            .await?;
+        Ok(server)
     }
 
     /// Starts an execution of `function` with `input`. With a `name` the start is

@@ -33,7 +33,10 @@ pub use durable_core::__private;
 /// The names most durable code needs: `use durable::prelude::*;`.
 pub mod prelude {
     pub use crate::retry::{Backoff, Jitter, presets};
-    pub use crate::{DurableContext, Error, LocalRunner, Result, StepContext, StepSemantics, durable, handler};
+    pub use crate::{
+        CompletionConfig, DurableContext, Error, LocalRunner, Name, Nesting, Result, StepContext, StepSemantics,
+        durable, handler,
+    };
 }
 
 /// The README's examples, compiled and run as doc tests.

@@ -1,0 +1,137 @@
+//! Shared by the control-plane tests: a function that waits on a callback, a worker
+//! running beside the test, polling, and raw HTTP requests (to check the wire itself, not
+//! only what our client makes of it).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use durable_core::model::{Event, EventType};
+use durable_core::{DurableContext, Error, handler};
+use durable_runtime::LocalRunner;
+use durable_runtime::client::Client;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Checks a request, waits for a human's decision on a callback, and reports it.
+pub async fn approve(ctx: DurableContext, request: String) -> Result<String, Error> {
+    let checked = ctx.step("check", async |_| Ok::<_, Error>(format!("checked {request}"))).await?;
+    let callback = ctx.create_callback::<String>("approval").timeout(Duration::from_hours(1)).await?;
+    let decision = callback.result().await?;
+    ctx.step("record", async |_| Ok::<_, Error>(())).await?;
+    Ok(format!("{checked}: {decision}"))
+}
+
+/// A runner hosting `approve` in memory.
+pub fn runner() -> LocalRunner {
+    LocalRunner::builder().register("approve", handler(approve)).build()
+}
+
+/// Runs `test` while the runner's worker runs, then stops the worker.
+pub async fn with_worker<T>(runner: &LocalRunner, test: impl Future<Output = T>) -> T {
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = runner.run_worker(|| stop.load(Ordering::SeqCst));
+    let test = async {
+        let out = test.await;
+        stop.store(true, Ordering::SeqCst);
+        runner.wake();
+        out
+    };
+    let (worker, out) = tokio::join!(worker, test);
+    worker.expect("the worker ran without errors");
+    out
+}
+
+/// Polls `f` until it returns `Some`. The limit only keeps a broken build from hanging
+/// forever; nothing asserts on how long it took.
+pub async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..6000 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gave up waiting for {what}");
+}
+
+/// The callback id of the execution's first callback, once it has one.
+pub async fn callback_id(client: &Client, arn: &str) -> String {
+    eventually("the callback to start", async || {
+        let events = client.history(arn).await.expect("history");
+        events.iter().find(|e| e.event_type == EventType::CallbackStarted).and_then(|e| e.details.callback_id.clone())
+    })
+    .await
+}
+
+/// The execution's events once it has one of type `t`.
+pub async fn history_with(client: &Client, arn: &str, t: EventType) -> Vec<Event> {
+    eventually(&format!("a {t} event"), async || {
+        let events = client.history(arn).await.expect("history");
+        events.iter().any(|e| e.event_type == t).then_some(events)
+    })
+    .await
+}
+
+/// A raw HTTP/1.1 answer.
+#[derive(Debug)]
+pub struct Raw {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Raw {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// Asserts an AWS REST-JSON error: status, `x-amzn-errortype`, and a message.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(self.header("x-amzn-errortype"), Some(code), "{self:?}");
+        assert_eq!(self.header("content-type"), Some("application/json"), "{self:?}");
+        let message = self.json()["message"].as_str().map(str::to_owned);
+        assert!(message.is_some_and(|m| !m.is_empty()), "a message: {self:?}");
+    }
+}
+
+/// Sends one request by hand and reads the whole answer.
+pub async fn raw(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Raw {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(body).await.expect("write");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("read");
+    let text = String::from_utf8(answer).expect("UTF-8 answer");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status line");
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+    Raw { status, headers, body: body.to_owned() }
+}
+
+/// The path of an execution route, with the ARN encoded as the AWS SDKs encode it.
+pub fn execution_path(arn: &str, suffix: &str) -> String {
+    let encoded: String = arn
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("/2025-12-01/durable-executions/{encoded}{suffix}")
+}
