@@ -12,6 +12,8 @@ pub mod client;
 #[cfg(feature = "control-plane")]
 pub mod control_plane;
 pub mod inspect;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod local;
 
 pub use local::{LocalRunner, LocalRunnerBuilder, RunnerError};

@@ -26,6 +26,9 @@ pub use durable_core::{
 };
 pub use durable_core::{debug, error, info, log, trace, warn};
 pub use durable_runtime::{LocalRunner, LocalRunnerBuilder, RunnerError, client, control_plane, inspect, local};
+/// AWS Lambda: the entry point of a `cargo lambda` binary (feature `lambda`).
+#[cfg(feature = "lambda")]
+pub use durable_runtime::lambda;
 
 #[doc(hidden)]
 pub use durable_core::__private;

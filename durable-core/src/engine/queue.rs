@@ -146,6 +146,8 @@ impl Queue {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn upd(id: &str, t: OperationType, a: OperationAction) -> OperationUpdate {
@@ -173,6 +175,40 @@ mod tests {
         q.push(upd("w", OperationType::Wait, OperationAction::Start));
         q.push(upd("w", OperationType::Wait, OperationAction::Cancel));
         assert_eq!(q.take_batch().len(), 1, "a WAIT START and CANCEL go in separate batches");
+    }
+
+    #[test]
+    fn batches_meet_aws_limits_on_the_wire() {
+        let mut q = Queue::new("t".into(), Limits::AWS);
+        for i in 0..600 {
+            q.push(upd(&format!("s{i}"), OperationType::Step, OperationAction::Start));
+        }
+        let sizes: Vec<usize> = std::iter::from_fn(|| {
+            let b = q.take_batch();
+            q.ack(None);
+            (!b.is_empty()).then_some(b.len())
+        })
+        .collect();
+        assert_eq!(sizes, [250, 250, 100]);
+
+        // Payloads of JSON text full of quotes grow on the wire: 200 KiB of `{"a":"b"}`
+        // items serialise to about 300 KiB, so at most two fit in 750 KiB.
+        let item = r#"{"a":"b"},"#;
+        let payload: Arc<str> = format!("[{}0]", item.repeat(200 * 1024 / item.len())).into();
+        for i in 0..5 {
+            let mut u = upd(&format!("p{i}"), OperationType::Step, OperationAction::Succeed);
+            u.payload = Some(payload.clone());
+            q.push(u);
+        }
+        let mut sent = 0;
+        while !q.is_idle() {
+            let batch = q.take_batch();
+            let wire = serde_json::to_string(&batch).unwrap().len();
+            assert!(wire <= Limits::AWS.max_batch_bytes, "a batch of {} is {wire} bytes", batch.len());
+            sent += batch.len();
+            q.ack(None);
+        }
+        assert_eq!(sent, 5);
     }
 
     #[test]

@@ -158,12 +158,91 @@ impl OperationUpdate {
         }
     }
 
-    /// The approximate serialised size, for batch limits.
+    /// An upper bound of the serialised size in a checkpoint request, for batch limits.
+    /// Strings count as JSON string literals, escapes included: a payload is JSON text,
+    /// whose quotes double in size on the wire, and AWS's 750 KiB batch limit is on the
+    /// serialised updates. Field names and numbers are bounded by constants.
     pub fn approx_size(&self) -> usize {
-        120 + self.id.len()
+        // Every field name, the punctuation, and the longest enum values.
+        const KEYS: usize = 200;
+        let options = self.context_options.as_ref().map_or(0, |_| 45)
+            + self.step_options.as_ref().map_or(0, |_| 55)
+            + self.wait_options.as_ref().map_or(0, |_| 45)
+            + self.callback_options.as_ref().map_or(0, |_| 85)
+            + self.chained_invoke_options.as_ref().map_or(0, |o| {
+                80 + json_string_len(&o.function_name)
+                    + o.tenant_id.as_deref().map_or(0, json_string_len)
+                    + o.xamzn_trace_id.as_deref().map_or(0, json_string_len)
+            });
+        KEYS + options
+            + self.sub_type.as_ref().map_or(0, |t| t.as_str().len())
+            + self.id.len()
             + self.parent_id.as_ref().map_or(0, |p| p.len())
-            + self.name.as_ref().map_or(0, |n| n.len())
-            + self.payload.as_ref().map_or(0, |p| p.len())
-            + self.error.as_ref().map_or(0, ErrorObject::approx_size)
+            + self.name.as_deref().map_or(0, json_string_len)
+            + self.payload.as_deref().map_or(0, json_string_len)
+            + self.error.as_ref().map_or(0, |e| {
+                e.error_message.as_deref().map_or(0, json_string_len)
+                    + e.error_type.as_deref().map_or(0, json_string_len)
+                    + e.error_data.as_deref().map_or(0, json_string_len)
+                    + e.stack_trace.as_ref().map_or(0, |t| t.iter().map(|l| json_string_len(l) + 1).sum())
+            })
+    }
+}
+
+/// The length of `s` as a JSON string literal in UTF-8: quotes, plus the escapes of `"`,
+/// `\` and control characters (`\n` and the like take 2 bytes, the rest `\u00XX` 6).
+pub(crate) fn json_string_len(s: &str) -> usize {
+    let escapes: usize = s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+            0..=0x1f => 5,
+            _ => 0,
+        })
+        .sum();
+    s.len() + 2 + escapes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ErrorObject;
+
+    #[test]
+    fn json_string_len_is_the_serialised_length() {
+        for s in ["", "plain", "\"{\\\"a\\\":1}\"", "tab\there\nnew \\ back", "\u{1}\u{1f}", "naïve ✓"] {
+            assert_eq!(json_string_len(s), serde_json::to_string(s).unwrap().len(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn an_update_is_never_larger_on_the_wire_than_its_approx_size() {
+        let mut u = OperationUpdate::new("a1b2", OperationType::Step, OperationAction::Succeed);
+        u.parent_id = Some("p9".into());
+        u.name = Some("quote \" name".into());
+        u.sub_type = Some(SubType::new(SubType::STEP));
+        u.payload =
+            Some(serde_json::to_string(&serde_json::json!({"k": "v\"", "list": vec!["x"; 50]})).unwrap().into());
+        u.error = Some(ErrorObject {
+            error_message: Some("m\n".into()),
+            error_type: Some("T".into()),
+            error_data: Some("{\"d\":1}".into()),
+            stack_trace: Some(vec!["at a".into(), "at \"b\"".into()]),
+        });
+        u.step_options = Some(StepOptions { next_attempt_delay_seconds: Some(31_622_400) });
+        u.context_options = Some(ContextOptions { replay_children: Some(false) });
+        u.wait_options = Some(WaitOptions { wait_seconds: Some(31_622_400) });
+        u.callback_options =
+            Some(CallbackOptions { timeout_seconds: Some(99_999_999), heartbeat_timeout_seconds: Some(99_999_999) });
+        u.chained_invoke_options = Some(ChainedInvokeOptions {
+            function_name: "arn:aws:lambda:us-east-1:123456789012:function:target:$LATEST".into(),
+            tenant_id: Some("tenant".into()),
+            xamzn_trace_id: Some("Root=1-5759e988".into()),
+        });
+        let wire = serde_json::to_string(&u).unwrap().len();
+        assert!(wire <= u.approx_size(), "{wire} > {}", u.approx_size());
+        assert!(u.approx_size() - wire < 200, "a tight bound: {wire} vs {}", u.approx_size());
+        let bare = OperationUpdate::new("a1b2", OperationType::Execution, OperationAction::Succeed);
+        assert!(serde_json::to_string(&bare).unwrap().len() <= bare.approx_size());
     }
 }

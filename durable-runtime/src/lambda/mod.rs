@@ -1,0 +1,283 @@
+//! AWS Lambda: the entry point of a function binary built with `cargo lambda` (feature
+//! `lambda`).
+//!
+//! ```no_run
+//! use durable_core::{DurableContext, Error, handler};
+//!
+//! async fn process_order(ctx: DurableContext, order_id: String) -> Result<String, Error> {
+//!     ctx.step("charge", async |_| Ok::<_, Error>(format!("paid {order_id}"))).await
+//! }
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), durable_runtime::lambda::lambda_runtime::Error> {
+//!     durable_runtime::lambda::run(handler(process_order)).await
+//! }
+//! ```
+//!
+//! (With the facade crate and `#[durable]`: `durable::lambda::run(handler(process_order))`.)
+//!
+//! The binary tells the modes apart by the event it receives:
+//!
+//! - **managed**: AWS Lambda's durable invocation input (`DurableExecutionArn`,
+//!   `CheckpointToken`, `InitialExecutionState`), sent to a function created with
+//!   `DurableConfig`. The service keeps the journal; the invocation checkpoints through
+//!   `CheckpointDurableExecution` / `GetDurableExecutionState` ([`ManagedCheckpointer`]) and
+//!   returns `{"Status":"SUCCEEDED"|"FAILED"|"PENDING",...}`. A transient checkpoint failure
+//!   ends the invocation with a Lambda error (type [`RETRY_ERROR_TYPE`]), so the service
+//!   invokes it again.
+//! - anything else is refused with an error (type [`UNRECOGNISED_EVENT_ERROR_TYPE`]) that
+//!   says what was expected.
+//!
+//! One binary may host several durable functions, registered by their Lambda function
+//! name ([`Functions::register`]): deploy it once per function (chained invokes name their
+//! target function). [`run`] is the common case, one function per binary.
+//!
+//! Logs: [`run`] installs a `tracing` subscriber writing to stdout, as Lambda collects
+//! them: JSON lines when the function's log format is JSON (`AWS_LAMBDA_LOG_FORMAT`),
+//! plain lines otherwise; the level comes from `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`,
+//! else `INFO`.
+
+mod convert;
+mod managed;
+
+use std::rc::Rc;
+
+use durable_core::Handler;
+use durable_core::checkpoint::Checkpointer;
+use durable_core::model::DurableExecutionInvocationInput;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+
+pub use managed::{ManagedCheckpointer, RETRY_ERROR_TYPE, invoke_managed};
+/// The pinned AWS crates, so a binary that configures its own client uses the same
+/// versions.
+pub use {aws_config, aws_sdk_lambda, lambda_runtime};
+
+/// The error type of the answer to an event this binary does not understand.
+pub const UNRECOGNISED_EVENT_ERROR_TYPE: &str = "Durable.UnrecognisedEvent";
+
+/// The error type of the answer to a durable invocation input that does not parse.
+pub const INVALID_INPUT_ERROR_TYPE: &str = "Durable.InvalidInvocationInput";
+
+/// The error type of the answer to an invocation of a function this binary does not host.
+pub const UNKNOWN_FUNCTION_ERROR_TYPE: &str = "Durable.UnknownFunction";
+
+/// The fields that make an event a managed durable invocation.
+const MANAGED_FIELDS: [&str; 3] = ["DurableExecutionArn", "CheckpointToken", "InitialExecutionState"];
+
+/// An event, as the entry point understands it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum DurableEvent {
+    /// AWS Lambda's durable invocation input (managed mode).
+    Managed(Box<DurableExecutionInvocationInput>),
+}
+
+impl DurableEvent {
+    /// Reads an event. An object with all of `DurableExecutionArn`, `CheckpointToken` and
+    /// `InitialExecutionState` is a managed invocation (and must parse as one); anything
+    /// else is refused, naming what was expected.
+    pub fn parse(event: Value) -> Result<DurableEvent, Diagnostic> {
+        let is_managed = event.as_object().is_some_and(|o| MANAGED_FIELDS.iter().all(|f| o.contains_key(*f)));
+        if is_managed {
+            return serde_json::from_value(event).map(|i| DurableEvent::Managed(Box::new(i))).map_err(|e| Diagnostic {
+                error_type: INVALID_INPUT_ERROR_TYPE.to_owned(),
+                error_message: format!("the durable invocation input does not parse: {e}"),
+            });
+        }
+        // The self-hosted events (start, resume, callback completion, wake-up) go here.
+        Err(Diagnostic {
+            error_type: UNRECOGNISED_EVENT_ERROR_TYPE.to_owned(),
+            error_message: format!(
+                "this durable function expected AWS Lambda's durable invocation input (an object with {}), as the \
+                 service sends to a function created with DurableConfig; it received {}",
+                MANAGED_FIELDS.join(", "),
+                describe_event(&event)
+            ),
+        })
+    }
+}
+
+/// What an event looks like, in a few words (its keys, not its data: events may hold
+/// secrets).
+fn describe_event(event: &Value) -> String {
+    match event {
+        Value::Object(o) if o.is_empty() => "an empty object".to_owned(),
+        Value::Object(o) => {
+            let mut keys: Vec<&str> = o.keys().map(String::as_str).take(10).collect();
+            keys.sort_unstable();
+            let more = if o.len() > keys.len() { ", ..." } else { "" };
+            format!("an object with the keys {}{more}", keys.join(", "))
+        }
+        Value::Array(_) => "an array".to_owned(),
+        Value::String(_) => "a string".to_owned(),
+        Value::Number(_) => "a number".to_owned(),
+        Value::Bool(_) => "a boolean".to_owned(),
+        Value::Null => "null".to_owned(),
+    }
+}
+
+/// The durable functions a Lambda binary hosts.
+///
+/// ```no_run
+/// # use durable_core::{DurableContext, Error, handler};
+/// # async fn process_order(ctx: DurableContext, id: String) -> Result<String, Error> { Ok(id) }
+/// # async fn refund(ctx: DurableContext, id: String) -> Result<String, Error> { Ok(id) }
+/// # async fn demo() -> Result<(), durable_runtime::lambda::lambda_runtime::Error> {
+/// durable_runtime::lambda::Functions::new()
+///     .register("process-order", handler(process_order)) // the Lambda function's name
+///     .register("refund", handler(refund))
+///     .run()
+///     .await
+/// # }
+/// ```
+#[derive(Default)]
+pub struct Functions {
+    default: Option<Box<dyn Handler>>,
+    named: Vec<(String, Box<dyn Handler>)>,
+    lambda_client: Option<aws_sdk_lambda::Client>,
+    checkpointer: Option<Rc<dyn Checkpointer>>,
+}
+
+impl Functions {
+    /// No functions yet.
+    pub fn new() -> Self {
+        Functions::default()
+    }
+
+    /// The handler for invocations of any function not registered by name.
+    #[must_use]
+    pub fn handler(mut self, handler: impl Handler) -> Self {
+        self.default = Some(Box::new(handler));
+        self
+    }
+
+    /// The handler for invocations of the Lambda function called `function_name`.
+    ///
+    /// # Panics
+    ///
+    /// If a handler is registered under that name already.
+    #[must_use]
+    pub fn register(mut self, function_name: impl Into<String>, handler: impl Handler) -> Self {
+        let name = function_name.into();
+        assert!(!self.named.iter().any(|(n, _)| *n == name), "two handlers are registered for function {name}");
+        self.named.push((name, Box::new(handler)));
+        self
+    }
+
+    /// Checkpoints (managed mode) through this client instead of one configured from the
+    /// environment.
+    #[must_use]
+    pub fn lambda_client(mut self, client: aws_sdk_lambda::Client) -> Self {
+        self.lambda_client = Some(client);
+        self
+    }
+
+    /// Checkpoints (managed mode) through `checkpointer` instead of the Lambda API: for
+    /// tests, which can hand the entry point a self-hosted service's checkpointer.
+    #[must_use]
+    pub fn checkpointer(mut self, checkpointer: Rc<dyn Checkpointer>) -> Self {
+        self.checkpointer = Some(checkpointer);
+        self
+    }
+
+    /// The handler for the function called `function_name`: registered under that name,
+    /// else the default one, else the only one registered.
+    pub fn handler_for(&self, function_name: &str) -> Result<&dyn Handler, Diagnostic> {
+        if let Some((_, h)) = self.named.iter().find(|(n, _)| n == function_name) {
+            return Ok(&**h);
+        }
+        if let Some(h) = &self.default {
+            return Ok(&**h);
+        }
+        if let [(_, h)] = self.named.as_slice() {
+            return Ok(&**h);
+        }
+        let names: Vec<&str> = self.named.iter().map(|(n, _)| n.as_str()).collect();
+        Err(Diagnostic {
+            error_type: UNKNOWN_FUNCTION_ERROR_TYPE.to_owned(),
+            error_message: format!(
+                "this binary hosts no durable function for the Lambda function {function_name:?} (registered: {})",
+                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            ),
+        })
+    }
+
+    /// Handles one event for the Lambda function `function_name`: the response to send,
+    /// or the function error.
+    pub async fn handle(&self, event: Value, function_name: &str) -> Result<Value, Diagnostic> {
+        match DurableEvent::parse(event)? {
+            DurableEvent::Managed(input) => {
+                let handler = self.handler_for(function_name)?;
+                let checkpointer = match &self.checkpointer {
+                    Some(c) => c.clone(),
+                    None => Rc::new(ManagedCheckpointer::new(self.client().await)) as Rc<dyn Checkpointer>,
+                };
+                let output = invoke_managed(handler, *input, checkpointer).await?;
+                serde_json::to_value(output).map_err(|e| Diagnostic {
+                    error_type: RETRY_ERROR_TYPE.to_owned(),
+                    error_message: format!("cannot serialise the invocation output: {e}"),
+                })
+            }
+        }
+    }
+
+    /// The Lambda client, configured from the environment on first use (region,
+    /// credentials, `AWS_ENDPOINT_URL_LAMBDA`).
+    async fn client(&self) -> aws_sdk_lambda::Client {
+        if let Some(c) = &self.lambda_client {
+            return c.clone();
+        }
+        managed::client_from_env().await
+    }
+
+    /// Sets up logging ([`init_tracing`]) and serves invocations from the Lambda runtime
+    /// API until the process is stopped.
+    pub async fn run(mut self) -> Result<(), lambda_runtime::Error> {
+        init_tracing();
+        if self.lambda_client.is_none() && self.checkpointer.is_none() {
+            // Once per process (a cold start), not per invocation.
+            self.lambda_client = Some(self.client().await);
+        }
+        let this = Rc::new(self);
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+            let this = this.clone();
+            async move { this.handle(event.payload, &event.context.env_config.function_name).await }
+        }))
+        .await
+    }
+}
+
+/// Serves invocations of one durable function: the whole `main` of a Lambda binary.
+///
+/// ```no_run
+/// # use durable_core::{DurableContext, Error, handler};
+/// # async fn process_order(ctx: DurableContext, id: String) -> Result<String, Error> { Ok(id) }
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> Result<(), durable_runtime::lambda::lambda_runtime::Error> {
+///     durable_runtime::lambda::run(handler(process_order)).await
+/// }
+/// ```
+pub async fn run(handler: impl Handler) -> Result<(), lambda_runtime::Error> {
+    Functions::new().handler(handler).run().await
+}
+
+/// Installs the `tracing` subscriber Lambda expects, unless one is installed already:
+/// stdout, JSON lines when `AWS_LAMBDA_LOG_FORMAT` is `JSON`, the level from
+/// `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG` (full directives), else `INFO`. No timestamps:
+/// Lambda stamps every line.
+pub fn init_tracing() {
+    use lambda_runtime::tracing::subscriber::{EnvFilter, fmt};
+
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let filter = match std::env::var("AWS_LAMBDA_LOG_LEVEL") {
+        Ok(level) => EnvFilter::new(level.to_lowercase()),
+        Err(_) => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = fmt().with_env_filter(filter).with_target(false).without_time().with_writer(std::io::stdout);
+    // An error means the application installed its own subscriber first: keep it.
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+#[cfg(test)]
+mod tests;
