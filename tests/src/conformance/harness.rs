@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::driver::{Finished, drive};
 use super::handlers::{Registry, missing_feature};
-use super::logs::{LogCapture, of_execution, validate_logs};
+use super::logs::{LogCapture, LogRecord, of_execution, validate_logs};
 use super::matcher::match_history;
 use super::placeholders::Placeholders;
 use super::pyvalue::PyValue;
@@ -134,6 +134,18 @@ fn evaluate(
 fn check(req: &Requirement, run: &Finished, capture: &LogCapture, ctx: &mut Placeholders) -> Vec<String> {
     let events = run.events_py();
     let logs = of_execution(capture.records(), &run.arn);
+    check_run(req, run, &events, &logs, ctx)
+}
+
+/// The validator's verdict on a finished run whose history is `events` (as the service
+/// returned them) and whose logs are `logs`: the history, then the result, then the logs.
+pub fn check_run(
+    req: &Requirement,
+    run: &Finished,
+    events: &[PyValue],
+    logs: &[LogRecord],
+    ctx: &mut Placeholders,
+) -> Vec<String> {
     let expected_result = req.expected_result.as_ref().filter(|r| r.truthy());
     let mut errors = Vec::new();
     if req.async_invoke {
@@ -142,9 +154,9 @@ fn check(req: &Requirement, run: &Finished, capture: &LogCapture, ctx: &mut Plac
         // ends it), then matches the history and checks the result.
         if expected_result.is_none() && !req.expected_history.is_empty() {
             let mut trial = ctx.clone();
-            if match_history(&req.expected_history, &events, &mut trial).is_empty() {
+            if match_history(&req.expected_history, events, &mut trial).is_empty() {
                 *ctx = trial;
-                return validate_logs(&req.expected_logs, &logs, ctx);
+                return validate_logs(&req.expected_logs, logs, ctx);
             }
         }
         errors.extend(run.errors.iter().cloned());
@@ -156,7 +168,7 @@ fn check(req: &Requirement, run: &Finished, capture: &LogCapture, ctx: &mut Plac
             ));
         }
         if !req.expected_history.is_empty() {
-            let mismatches = match_history(&req.expected_history, &events, ctx);
+            let mismatches = match_history(&req.expected_history, events, ctx);
             if !mismatches.is_empty() {
                 errors.extend(mismatches);
                 return errors;
@@ -172,7 +184,7 @@ fn check(req: &Requirement, run: &Finished, capture: &LogCapture, ctx: &mut Plac
         if req.expected_history.is_empty() {
             return vec!["No ExpectedExecutionHistory found in description file".to_owned()];
         }
-        let mismatches = match_history(&req.expected_history, &events, ctx);
+        let mismatches = match_history(&req.expected_history, events, ctx);
         if !mismatches.is_empty() {
             return mismatches;
         }
@@ -183,7 +195,7 @@ fn check(req: &Requirement, run: &Finished, capture: &LogCapture, ctx: &mut Plac
             }
         }
     }
-    validate_logs(&req.expected_logs, &logs, ctx)
+    validate_logs(&req.expected_logs, logs, ctx)
 }
 
 /// `ExpectedResult`: the status always; the result only of a succeeded execution, compared
