@@ -159,10 +159,14 @@ impl LocalRunnerBuilder {
     pub fn build(self) -> LocalRunner {
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let service = Arc::new(CheckpointService::with_config(store, self.clock, self.config));
+        let wake = Arc::new(Notify::new());
+        // Starts and callback completions wake the worker, whoever made them.
+        let waker = wake.clone();
+        service.on_due(Arc::new(move |_| waker.notify_one()));
         LocalRunner {
             service,
             handlers: Arc::new(self.handlers),
-            wake: Arc::new(Notify::new()),
+            wake,
             max_concurrency: self.max_concurrency,
             retry_delay: self.retry_delay,
         }
@@ -215,9 +219,10 @@ impl LocalRunner {
     }
 
     /// Wakes the worker ([`run_worker`](Self::run_worker)): it looks for due executions and
-    /// checks its stop condition now instead of at its next timer. Call it after changing
-    /// something the worker does not see (a callback completed through the service, a
-    /// stop flag set).
+    /// checks its stop condition now instead of at its next timer. Starts and callback
+    /// completions through the service wake it by themselves; call this after changing
+    /// something the worker does not see (a stop flag, a store written by another
+    /// process).
     pub fn wake(&self) {
         self.wake.notify_one();
     }

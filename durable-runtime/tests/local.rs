@@ -100,3 +100,28 @@ async fn a_restarted_runner_picks_up_interrupted_executions() {
     let error = lost.details.error.as_ref().unwrap().payload.as_ref().unwrap();
     assert_eq!(error.error_type.as_deref(), Some("Runtime.ExitError"));
 }
+
+async fn approval(ctx: DurableContext, (): ()) -> Result<String, Error> {
+    let cb = ctx.create_callback::<String>("approval").await?;
+    cb.result().await
+}
+
+#[tokio::test]
+async fn a_callback_completed_through_the_service_wakes_the_worker() {
+    let runner = LocalRunner::builder().register("approval", handler(approval)).build();
+    let arn = runner.start("approval", &(), None).await.unwrap();
+    runner.run_until_idle().await.unwrap();
+    let ops = runner.service().operations(&arn).await.unwrap();
+    let id = ops.iter().find_map(|o| o.callback_details.as_ref()?.callback_id.clone()).expect("a callback id");
+    let approve = async {
+        // Someone else completes the callback while the worker idles (its next timer is
+        // a minute away): no runner.wake() call.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        runner.service().callback_success(&id, Some("\"yes\"".to_owned())).await.unwrap();
+    };
+    let t = Instant::now();
+    let (record, ()) = tokio::join!(runner.run_until_finished(&arn), approve);
+    let record = record.unwrap();
+    assert_eq!(record.result.as_deref(), Some("\"yes\""));
+    assert!(t.elapsed() < Duration::from_secs(30), "woken by the completion, not by the idle timer: {:?}", t.elapsed());
+}

@@ -69,7 +69,15 @@ impl CheckpointService {
                 self.config.limits.max_operation_payload.min(1024 * 1024)
             )));
         }
-        self.complete_callback(callback_id, Completion::Success(result)).await
+        self.complete_callback(callback_id, Completion::Success(result)).await?;
+        self.announce_callback(callback_id);
+        Ok(())
+    }
+
+    fn announce_callback(&self, callback_id: &str) {
+        if let Some((arn, _)) = parse_id(callback_id) {
+            self.announce_due(&arn);
+        }
     }
 
     /// Fails a callback (`SendDurableExecutionCallbackFailure`).
@@ -77,7 +85,9 @@ impl CheckpointService {
         if error.approx_size() > 1024 * 1024 {
             return Err(invalid("the callback error is larger than 1 MiB".to_owned()));
         }
-        self.complete_callback(callback_id, Completion::Failure(error)).await
+        self.complete_callback(callback_id, Completion::Failure(error)).await?;
+        self.announce_callback(callback_id);
+        Ok(())
     }
 
     /// Records a heartbeat (`SendDurableExecutionCallbackHeartbeat`): the heartbeat

@@ -213,7 +213,12 @@ pub struct CheckpointService {
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     cache: Mutex<HashMap<String, Slot>>,
+    due_listener: std::sync::RwLock<Option<DueListener>>,
 }
+
+/// Called with an execution's ARN when it became due to run now (see
+/// [`CheckpointService::on_due`]).
+pub type DueListener = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl fmt::Debug for CheckpointService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -251,7 +256,28 @@ impl CheckpointService {
     /// A service with a given clock and settings.
     pub fn with_config(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut config: ServiceConfig) -> Self {
         config.limits.max_operation_payload = config.limits.max_operation_payload.min(store.max_payload_bytes());
-        CheckpointService { store, clock, config, cache: Mutex::new(HashMap::new()) }
+        CheckpointService {
+            store,
+            clock,
+            config,
+            cache: Mutex::new(HashMap::new()),
+            due_listener: std::sync::RwLock::new(None),
+        }
+    }
+
+    /// Registers the function told when an execution becomes due to run now because of a
+    /// call to this service (a start, a callback completed or failed): a runner wakes its
+    /// worker with it, however the call arrived. Timers are not announced (they come due
+    /// with time; runners look for them). One listener; a new one replaces the old.
+    pub fn on_due(&self, listener: DueListener) {
+        *self.due_listener.write().expect("listener lock") = Some(listener);
+    }
+
+    pub(crate) fn announce_due(&self, arn: &str) {
+        let listener = self.due_listener.read().expect("listener lock").clone();
+        if let Some(l) = listener {
+            l(arn);
+        }
     }
 
     /// The store.
@@ -358,7 +384,10 @@ impl CheckpointService {
         let started = execution_started(&mut record, &exec_op, now);
         let new = NewExecution { record, operations: vec![StoredOperation::new(1, exec_op)], events: vec![started] };
         match (*self.store).create_execution(new).await {
-            Ok(()) => Ok(Started { arn, created: true }),
+            Ok(()) => {
+                self.announce_due(&arn);
+                Ok(Started { arn, created: true })
+            }
             Err(StoreError::AlreadyExists(m)) => {
                 // A concurrent start with the same name won the race.
                 let Some(name) = &req.name else { return Err(ServiceError::Store(StoreError::AlreadyExists(m))) };

@@ -168,9 +168,8 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             for op in ops {
                 if op.op_type == OperationType::Callback && op.status == OperationStatus::Started {
                     let id = op.callback_details.and_then(|d| d.callback_id).unwrap_or_default();
-                    if runner.service().callback_success(&id, Some("\"approved\"".to_owned())).await.is_ok() {
-                        runner.wake();
-                    }
+                    // Ignored when already completed (by a run before a kill).
+                    let _ = runner.service().callback_success(&id, Some("\"approved\"".to_owned())).await;
                 }
             }
         }
