@@ -195,6 +195,19 @@ impl TestRunner {
     /// invocations, skipping time to each wake-up, until it ends or waits on nothing the
     /// clock can bring (a callback).
     pub async fn drive(&self, handler: &dyn Handler, arn: &str) -> TestExecution {
+        self.run_family(handler, arn, true).await
+    }
+
+    /// Runs the invocations that are due now, without moving the clock: the execution (and
+    /// the executions its chained invokes start) runs until it ends or waits (on a timer,
+    /// a retry, a callback). Use it to complete a callback before its timeout.
+    pub async fn settle(&self, handler: &dyn Handler, arn: &str) -> TestExecution {
+        self.run_family(handler, arn, false).await
+    }
+
+    /// Invokes what is due in `arn`'s family until nothing is; with `skip_time`, moves the
+    /// clock to the family's next wake-up whenever nothing is due now.
+    async fn run_family(&self, handler: &dyn Handler, arn: &str, skip_time: bool) -> TestExecution {
         let mut invocations = 0;
         loop {
             let root = self.service.get_record(arn).await.expect("record");
@@ -206,13 +219,15 @@ impl TestRunner {
             if root.invocation == 0 || root.invocation_started.is_some() {
                 due.push(arn.to_owned());
             }
-            let now = self.clock_now();
-            for d in self.service.store().due_executions(now, usize::MAX).await.expect("due") {
+            for d in self.service.store().due_executions(self.clock_now(), usize::MAX).await.expect("due") {
                 if !due.contains(&d.arn) && self.in_family(&d.arn, arn).await {
                     due.push(d.arn);
                 }
             }
             if due.is_empty() {
+                if !skip_time {
+                    break;
+                }
                 let far = Timestamp::from_millis(i64::MAX);
                 let mut next = None;
                 for d in self.service.store().due_executions(far, usize::MAX).await.expect("due") {
@@ -235,41 +250,6 @@ impl TestRunner {
                     "the execution did not finish within {} invocations",
                     self.max_invocations
                 );
-                invocations += 1;
-                if target == arn {
-                    self.invoke_once(handler, &target).await;
-                } else {
-                    self.invoke_target(&target).await;
-                }
-            }
-        }
-        self.inspect(arn).await
-    }
-
-    /// Runs the invocations that are due now, without moving the clock: the execution (and
-    /// the executions its chained invokes start) runs until it ends or waits (on a timer,
-    /// a retry, a callback). Use it to complete a callback before its timeout.
-    pub async fn settle(&self, handler: &dyn Handler, arn: &str) -> TestExecution {
-        let mut invocations = 0;
-        loop {
-            let root = self.service.get_record(arn).await.expect("record");
-            if root.status.is_terminal() {
-                break;
-            }
-            let mut due: Vec<String> = Vec::new();
-            if root.invocation == 0 || root.invocation_started.is_some() {
-                due.push(arn.to_owned());
-            }
-            for d in self.service.store().due_executions(self.clock_now(), usize::MAX).await.expect("due") {
-                if !due.contains(&d.arn) && self.in_family(&d.arn, arn).await {
-                    due.push(d.arn);
-                }
-            }
-            if due.is_empty() {
-                break;
-            }
-            for target in due {
-                assert!(invocations < self.max_invocations, "the execution did not settle");
                 invocations += 1;
                 if target == arn {
                     self.invoke_once(handler, &target).await;
