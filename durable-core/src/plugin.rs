@@ -125,10 +125,13 @@ pub enum InvocationEndStatus {
     Retry,
     /// Another invocation owns the execution now: this one stopped without effect.
     Revoked,
+    /// The invocation's stop signal fired (its deadline neared): it stopped taking new work
+    /// and will be invoked again.
+    Stopped,
 }
 
 impl InvocationEndStatus {
-    /// The status token: `SUCCEEDED`, `FAILED`, `PENDING`, `RETRY` or `REVOKED`.
+    /// The status token: `SUCCEEDED`, `FAILED`, `PENDING`, `RETRY`, `REVOKED` or `STOPPED`.
     pub fn as_str(self) -> &'static str {
         match self {
             InvocationEndStatus::Succeeded => "SUCCEEDED",
@@ -136,6 +139,7 @@ impl InvocationEndStatus {
             InvocationEndStatus::Pending => "PENDING",
             InvocationEndStatus::Retry => "RETRY",
             InvocationEndStatus::Revoked => "REVOKED",
+            InvocationEndStatus::Stopped => "STOPPED",
         }
     }
 

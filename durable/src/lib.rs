@@ -25,10 +25,10 @@ pub use durable_core::{
     clock, durable, engine, handler, id, model, plugin, poll_until, replay, retry, serdes, service, store, testing,
 };
 pub use durable_core::{debug, error, info, log, trace, warn};
-pub use durable_runtime::{LocalRunner, LocalRunnerBuilder, RunnerError, client, control_plane, inspect, local};
 /// AWS Lambda: the entry point of a `cargo lambda` binary (feature `lambda`).
 #[cfg(feature = "lambda")]
 pub use durable_runtime::lambda;
+pub use durable_runtime::{LocalRunner, LocalRunnerBuilder, RunnerError, client, control_plane, inspect, local};
 
 #[doc(hidden)]
 pub use durable_core::__private;

@@ -46,6 +46,20 @@ impl InvocationOutcome {
     }
 }
 
+/// An invocation stopped early because its stop signal fired ([`run_invocation_until`]).
+/// It took no new work after the signal, and every checkpoint it had made or queued was
+/// acknowledged. The execution has not finished: it must be invoked again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the invocation stopped at its stop signal before the execution finished")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
 /// Runs one invocation of `handler`.
 pub async fn run_invocation(
     handler: &dyn Handler,
@@ -53,6 +67,24 @@ pub async fn run_invocation(
     checkpointer: Rc<dyn Checkpointer>,
 ) -> InvocationOutcome {
     run_invocation_with_plugins(input, checkpointer, handler.plugins(), |ctx, payload| handler.call(ctx, payload)).await
+}
+
+/// [`run_invocation`] with a stop signal, for runners whose invocations have a deadline (a
+/// Lambda function's timeout). When `stop` completes, the invocation stops taking new work:
+/// the handler's future is dropped (step bodies in progress with it, as if the process had
+/// died there, minus the risk of dying half-way through a checkpoint), the checkpoint in
+/// flight is allowed to finish and what is queued is sent; then it returns
+/// `Err(`[`Stopped`]`)`. Invoke the execution again to go on. An invocation that already
+/// has its outcome (the handler returned, or it is suspending) ends as [`run_invocation`]
+/// would, whatever `stop` does meanwhile.
+pub async fn run_invocation_until(
+    handler: &dyn Handler,
+    input: DurableExecutionInvocationInput,
+    checkpointer: Rc<dyn Checkpointer>,
+    stop: impl Future<Output = ()>,
+) -> Result<InvocationOutcome, Stopped> {
+    let stop: LocalBoxFuture<'_, ()> = Box::pin(stop);
+    run(input, checkpointer, handler.plugins(), false, Some(stop), |ctx, payload| handler.call(ctx, payload)).await.0
 }
 
 /// Runs one invocation of a handler given as a closure from the root context and the
@@ -78,7 +110,15 @@ pub async fn run_invocation_with_plugins<'a, F>(
 where
     F: FnOnce(DurableContext, Option<String>) -> LocalBoxFuture<'a, Result<String, Error>>,
 {
-    run(input, checkpointer, plugins, false, handler).await.0
+    without_stop(run(input, checkpointer, plugins, false, None, handler).await.0)
+}
+
+/// The outcome of an invocation that had no stop signal.
+fn without_stop(outcome: Result<InvocationOutcome, Stopped>) -> InvocationOutcome {
+    match outcome {
+        Ok(o) => o,
+        Err(Stopped) => unreachable!("an invocation without a stop signal cannot stop"),
+    }
 }
 
 /// Runs one invocation in the replay tester's mode (replay only; every path stops at new
@@ -91,7 +131,8 @@ pub(crate) async fn run_for_replay_check<'a, F>(
 where
     F: FnOnce(DurableContext, Option<String>) -> LocalBoxFuture<'a, Result<String, Error>>,
 {
-    run(input, checkpointer, Plugins::default(), true, handler).await
+    let (outcome, engine) = run(input, checkpointer, Plugins::default(), true, None, handler).await;
+    (without_stop(outcome), engine)
 }
 
 async fn run<'a, F>(
@@ -99,8 +140,9 @@ async fn run<'a, F>(
     checkpointer: Rc<dyn Checkpointer>,
     plugins: Plugins,
     replay_check: bool,
+    stop: Option<LocalBoxFuture<'a, ()>>,
     handler: F,
-) -> (InvocationOutcome, Rc<Engine>)
+) -> (Result<InvocationOutcome, Stopped>, Rc<Engine>)
 where
     F: FnOnce(DurableContext, Option<String>) -> LocalBoxFuture<'a, Result<String, Error>>,
 {
@@ -144,15 +186,15 @@ where
             let token = engine.queue.borrow().token().to_owned();
             match engine.checkpointer.get_state(&engine.arn, &token, &m).await {
                 Ok(next) => page = Some(next),
-                Err(CheckpointError::InvalidToken(m)) => return (InvocationOutcome::Revoked(m), engine),
-                Err(CheckpointError::Retryable(m)) => return (InvocationOutcome::Retry(m), engine),
-                Err(CheckpointError::Rejected(e)) => return (InvocationOutcome::Retry(e.to_string()), engine),
+                Err(CheckpointError::InvalidToken(m)) => return (Ok(InvocationOutcome::Revoked(m)), engine),
+                Err(CheckpointError::Retryable(m)) => return (Ok(InvocationOutcome::Retry(m)), engine),
+                Err(CheckpointError::Rejected(e)) => return (Ok(InvocationOutcome::Retry(e.to_string())), engine),
             }
         }
     }
     if !found_execution {
         let error = ErrorObject::new("InvalidInvocationInput", "the execution state has no EXECUTION operation");
-        return (InvocationOutcome::Output(DurableExecutionInvocationOutput::failed(Some(error))), engine);
+        return (Ok(InvocationOutcome::Output(DurableExecutionInvocationOutput::failed(Some(error)))), engine);
     }
     let payload = input_payload;
     if watching {
@@ -175,11 +217,13 @@ where
         in_flight: None,
         sent: None,
         sent_execution_update: false,
+        stop,
+        stopped: false,
     }
     .await;
     if watching {
         let (status, error) = match &outcome {
-            InvocationOutcome::Output(o) => (
+            Ok(InvocationOutcome::Output(o)) => (
                 match o.status {
                     InvocationStatus::Succeeded => InvocationEndStatus::Succeeded,
                     InvocationStatus::Failed => InvocationEndStatus::Failed,
@@ -187,8 +231,9 @@ where
                 },
                 o.error.as_ref(),
             ),
-            InvocationOutcome::Retry(_) => (InvocationEndStatus::Retry, None),
-            InvocationOutcome::Revoked(_) => (InvocationEndStatus::Revoked, None),
+            Ok(InvocationOutcome::Retry(_)) => (InvocationEndStatus::Retry, None),
+            Ok(InvocationOutcome::Revoked(_)) => (InvocationEndStatus::Revoked, None),
+            Err(Stopped) => (InvocationEndStatus::Stopped, None),
         };
         let event = InvocationEnd { execution_arn: &engine.arn, status, error };
         engine.plugins.each("invocation-end", |p| p.on_invocation_end(&event));
@@ -206,6 +251,10 @@ struct Driver<'a> {
     /// The batch in flight, kept for the plugins (only when there are plugins).
     sent: Option<Vec<OperationUpdate>>,
     sent_execution_update: bool,
+    /// The stop signal, until it fires ([`run_invocation_until`]).
+    stop: Option<LocalBoxFuture<'a, ()>>,
+    /// The stop signal fired: no new work, flush what is queued, then end.
+    stopped: bool,
 }
 
 impl Driver<'_> {
@@ -295,9 +344,9 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 pub const PANIC_ERROR_TYPE: &str = "Panic";
 
 impl Future for Driver<'_> {
-    type Output = InvocationOutcome;
+    type Output = Result<InvocationOutcome, Stopped>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<InvocationOutcome> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<InvocationOutcome, Stopped>> {
         let this = &mut *self;
         loop {
             let mut progressed = false;
@@ -325,7 +374,21 @@ impl Future for Driver<'_> {
             if let Some(abort) = this.engine.take_abort() {
                 this.engine.queue.borrow_mut().wake_all();
                 this.user = None;
-                return Poll::Ready(outcome_of(abort));
+                return Poll::Ready(Ok(outcome_of(abort)));
+            }
+            // The stop signal: unless the outcome is known already (the handler returned, or
+            // it is about to suspend), drop the handler's future and take no new work.
+            if this.result.is_none()
+                && let Some(stop) = this.stop.as_mut()
+                && stop.as_mut().poll(cx).is_ready()
+            {
+                this.stop = None;
+                let suspending = this.engine.running_count() == 0 && this.engine.blocked_count() > 0;
+                if this.user.is_some() && !suspending {
+                    this.user = None;
+                    this.stopped = true;
+                    progressed = true;
+                }
             }
             if let Some(user) = this.user.as_mut() {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| user.as_mut().poll(cx))) {
@@ -346,7 +409,7 @@ impl Future for Driver<'_> {
                 if let Some(abort) = this.engine.take_abort() {
                     this.engine.queue.borrow_mut().wake_all();
                     this.user = None;
-                    return Poll::Ready(outcome_of(abort));
+                    return Poll::Ready(Ok(outcome_of(abort)));
                 }
             }
             let output = if this.result.is_some() { Some(this.finish()) } else { None };
@@ -362,7 +425,7 @@ impl Future for Driver<'_> {
                 // that finishes without yielding still coalesces START and SUCCEED into
                 // one write.
                 let user_waiting = this.user.is_some();
-                if has_pending && (wants || output.is_some() || suspending || user_waiting) {
+                if has_pending && (wants || output.is_some() || suspending || user_waiting || this.stopped) {
                     this.start_flush();
                     continue;
                 }
@@ -370,11 +433,14 @@ impl Future for Driver<'_> {
             let idle = this.engine.queue.borrow().is_idle();
             if idle {
                 if let Some(output) = output {
-                    return Poll::Ready(InvocationOutcome::Output(output));
+                    return Poll::Ready(Ok(InvocationOutcome::Output(output)));
                 }
                 if suspending {
                     this.user = None;
-                    return Poll::Ready(InvocationOutcome::Output(DurableExecutionInvocationOutput::pending()));
+                    return Poll::Ready(Ok(InvocationOutcome::Output(DurableExecutionInvocationOutput::pending())));
+                }
+                if this.stopped {
+                    return Poll::Ready(Err(Stopped));
                 }
             }
             if !progressed {

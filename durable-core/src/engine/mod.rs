@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 pub use driver::{
-    InvocationOutcome, PANIC_ERROR_TYPE, run_invocation, run_invocation_with, run_invocation_with_plugins,
+    InvocationOutcome, PANIC_ERROR_TYPE, Stopped, run_invocation, run_invocation_until, run_invocation_with,
+    run_invocation_with_plugins,
 };
 pub(crate) use driver::{panic_message, run_for_replay_check};
 pub(crate) use queue::Queue;

@@ -317,6 +317,34 @@ impl CheckpointService {
         Ok(ExecState::load(&*self.store, record).await?)
     }
 
+    /// Reloads an execution after a write of this service lost to another writer while
+    /// an invocation runs. The operations that differ from the cached state were changed
+    /// by that writer (a callback completed, a child execution reported its end), perhaps
+    /// in another process with its own service: the invocation hears of them as of changes
+    /// made through this service, in its next checkpoint response, and if it ends
+    /// `PENDING` the execution is due at once. Without this, a completion made elsewhere
+    /// during an invocation would be lost to it (and an execution waiting on nothing else
+    /// would be failed for returning `PENDING` with nothing pending).
+    async fn reload_after_conflict(&self, arn: &str, guard: &mut Option<ExecState>) -> Result<(), ServiceError> {
+        let old = guard.take();
+        let mut fresh = self.load(arn).await?;
+        if let Some(old) = old
+            && old.record.active_invocation().is_some()
+            && fresh.record.active_invocation() == old.record.active_invocation()
+        {
+            fresh.notify = old.notify;
+            for op in fresh.by_seq.values() {
+                let changed =
+                    old.ops.get(&op.id).is_none_or(|o| !Arc::ptr_eq(&o.operation, op) && *o.operation != **op);
+                if changed && !fresh.notify.contains(&op.id) {
+                    fresh.notify.push(op.id.clone());
+                }
+            }
+        }
+        *guard = Some(fresh);
+        Ok(())
+    }
+
     /// Starts an execution (or returns the existing one for an idempotent name).
     pub async fn start_execution(&self, req: StartExecution) -> Result<Started, ServiceError> {
         if !valid_name(&req.function_name) {
@@ -500,6 +528,29 @@ impl CheckpointService {
     /// Begins an invocation: fires due timers, fences off any earlier invocation (recording
     /// it as lost), and returns the invocation input.
     pub async fn begin_invocation(&self, arn: &str) -> Result<DurableExecutionInvocationInput, ServiceError> {
+        self.begin(arn, None).await
+    }
+
+    /// [`begin_invocation`](Self::begin_invocation) for a runner whose invocations can die
+    /// without a word (a Lambda function killed at its timeout or out of memory): until the
+    /// invocation ends, the execution is due at `lease_until` (in
+    /// [`due_executions`](Self::due_executions)), so a sweep over due executions finds a
+    /// dead invocation once its lease has passed, and the invocation it starts then fences
+    /// the dead one off. Changes made from outside while the invocation runs (a callback
+    /// completed) leave the lease alone; ending the invocation replaces it.
+    pub async fn begin_invocation_leased(
+        &self,
+        arn: &str,
+        lease_until: Timestamp,
+    ) -> Result<DurableExecutionInvocationInput, ServiceError> {
+        self.begin(arn, Some(lease_until)).await
+    }
+
+    async fn begin(
+        &self,
+        arn: &str,
+        lease: Option<Timestamp>,
+    ) -> Result<DurableExecutionInvocationInput, ServiceError> {
         let slot = self.slot(arn);
         let mut guard = slot.lock().await;
         for attempt in 0..3 {
@@ -540,7 +591,7 @@ impl CheckpointService {
             record.invocation += 1;
             record.invocation_started = Some(now);
             record.checkpoint_seq = 0;
-            record.wake_at = None;
+            record.wake_at = lease;
             match self.commit(state, record, ops, events).await {
                 Ok(()) => {}
                 Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < 2 => {
@@ -685,7 +736,7 @@ impl CheckpointService {
                 Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < 2 => {
                     // Another writer (a callback, a stop) changed the execution: reload
                     // and validate the batch again against what is there now.
-                    *guard = None;
+                    self.reload_after_conflict(arn, &mut guard).await?;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -814,7 +865,7 @@ impl CheckpointService {
             match self.commit(state, record, ops, events).await {
                 Ok(()) => {}
                 Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < 2 => {
-                    *guard = None;
+                    self.reload_after_conflict(arn, &mut guard).await?;
                     continue;
                 }
                 Err(e) => return Err(e),

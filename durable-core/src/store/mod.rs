@@ -13,6 +13,8 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 mod memory;
@@ -23,6 +25,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "dynamodb")]
+pub use dynamodb::{DynamoOptions, DynamoStore};
 #[cfg(feature = "embedded")]
 pub use embedded::{EmbeddedOptions, EmbeddedStats, EmbeddedStore};
 pub use memory::MemoryStore;

@@ -12,9 +12,21 @@
 //! Kill the program during the wait (Ctrl-C, or `kill -9`) and run it again: it picks the
 //! unfinished order up where it stopped. The journal lives in `.durable/order-example`
 //! (set `DURABLE_DIR` to move it).
+//!
+//! On DynamoDB instead (built with the `dynamodb` feature), with the table named by
+//! `DURABLE_DYNAMODB_TABLE` and the usual AWS environment (region, credentials, and
+//! `AWS_ENDPOINT_URL_DYNAMODB` for a local stand-in); create the table first with the
+//! `dynamodb-setup` example:
+//!
+//! ```text
+//! scripts/standins/dynamodb.sh bash -c '
+//!   cargo run -p durable-examples --features dynamodb --bin dynamodb-setup -- orders &&
+//!   DURABLE_DYNAMODB_TABLE=orders cargo run -p durable-examples --features dynamodb --bin order'
+//! ```
 
 use std::time::Duration;
 
+use durable::LocalRunnerBuilder;
 use durable::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -83,8 +95,13 @@ async fn process_order(ctx: DurableContext, order: Order) -> Result<Receipt> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::var("DURABLE_DIR").unwrap_or_else(|_| ".durable/order-example".to_owned());
-    let runner = LocalRunner::builder().embedded(&dir)?.register("process-order", handler(process_order)).build();
+    let (builder, dir) = if let Ok(table) = std::env::var("DURABLE_DYNAMODB_TABLE") {
+        (on_dynamodb(LocalRunner::builder(), &table).await?, format!("DynamoDB table {table}"))
+    } else {
+        let dir = std::env::var("DURABLE_DIR").unwrap_or_else(|_| ".durable/order-example".to_owned());
+        (LocalRunner::builder().embedded(&dir)?, dir)
+    };
+    let runner = builder.register("process-order", handler(process_order)).build();
 
     // Resume the unfinished order if a previous run was killed; otherwise start a new one.
     let running = runner
@@ -134,4 +151,28 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         println!("  {:>3}  {}  {:<22} {:<18} {}", e.event_id, e.event_timestamp, e.event_type, what, extra);
     }
     Ok(())
+}
+
+/// Journals to DynamoDB, configured from the environment like every AWS SDK.
+#[cfg(feature = "dynamodb")]
+async fn on_dynamodb(
+    builder: LocalRunnerBuilder,
+    table: &str,
+) -> std::result::Result<LocalRunnerBuilder, Box<dyn std::error::Error>> {
+    use durable::store::dynamodb::{DynamoOptions, DynamoStore};
+    let store = DynamoStore::from_env(DynamoOptions::new(table)).await;
+    Ok(builder.store(std::sync::Arc::new(store)))
+}
+
+#[cfg(not(feature = "dynamodb"))]
+#[allow(clippy::unused_async)] // the signature of the DynamoDB version
+async fn on_dynamodb(
+    _builder: LocalRunnerBuilder,
+    table: &str,
+) -> std::result::Result<LocalRunnerBuilder, Box<dyn std::error::Error>> {
+    Err(format!(
+        "DURABLE_DYNAMODB_TABLE={table} is set, but this example was built without DynamoDB support: \
+         run it with `cargo run -p durable-examples --features dynamodb --bin order`"
+    )
+    .into())
 }

@@ -142,10 +142,11 @@ pub(super) fn encode<T: Serialize + ?Sized>(
 }
 
 fn hash_of(s: &str) -> String {
+    use std::fmt::Write as _;
     let digest = Sha256::digest(s.as_bytes());
     let mut hex = String::with_capacity(32);
     for b in &digest[..16] {
-        hex.push_str(&format!("{b:02x}"));
+        let _ = write!(hex, "{b:02x}");
     }
     hex
 }

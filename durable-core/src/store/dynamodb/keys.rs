@@ -104,7 +104,6 @@ pub(super) fn event_sk(id: u64) -> String {
 }
 
 /// The first and last sort keys of the operation and event ranges (`~` sorts after digits).
-pub(super) const OPS_FIRST: &str = "O#";
 pub(super) const OPS_LAST: &str = "O#~";
 pub(super) const EVENTS_FIRST: &str = "E#";
 pub(super) const EVENTS_LAST: &str = "E#~";

@@ -52,8 +52,8 @@ use aws_sdk_dynamodb::Client;
 
 pub use self::error::map_error_code;
 pub use self::requests::RequestCounts;
+use self::requests::{Counters, CountingInterceptor};
 pub use self::table::create_table;
-use self::requests::{CountingInterceptor, Counters};
 use super::{
     Commit, DueExecution, ExecutionRecord, ListQuery, NewExecution, Store, StoreError, StoreResult, StoredOperation,
 };

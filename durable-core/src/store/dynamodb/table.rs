@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
@@ -57,14 +58,15 @@ pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
         .await;
     match created {
         Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
+        Err(e) if e.as_service_error().is_some_and(CreateTableError::is_resource_in_use_exception) => {}
         Err(e) => return Err(sdk_error("CreateTable", e)),
     }
     // A new table takes seconds to become active on DynamoDB (moto: at once).
     let mut delay = Duration::from_millis(100);
     let mut active = false;
     for _ in 0..150 {
-        let described = client.describe_table().table_name(table).send().await.map_err(|e| sdk_error("DescribeTable", e))?;
+        let described =
+            client.describe_table().table_name(table).send().await.map_err(|e| sdk_error("DescribeTable", e))?;
         if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
             active = true;
             break;
