@@ -25,6 +25,12 @@
 //!   returns `{"Status":"SUCCEEDED"|"FAILED"|"PENDING",...}`. A transient checkpoint failure
 //!   ends the invocation with a Lambda error (type [`RETRY_ERROR_TYPE`]), so the service
 //!   invokes it again.
+//! - **self-hosted**: an object with a `durable` field ([`SelfHostedEvent`]: start, resume,
+//!   callback, sweep, get, history), or an SQS batch whose record bodies are such events,
+//!   sent to a plain function whose environment names a DynamoDB table (`DURABLE_TABLE`) and
+//!   an SQS queue (`DURABLE_QUEUE_URL`). The journal is the DynamoDB store, written through
+//!   the self-hosted checkpoint service; waits wake through delayed SQS messages and a
+//!   sweeper ([`selfhosted`] has the details).
 //! - anything else is refused with an error (type [`UNRECOGNISED_EVENT_ERROR_TYPE`]) that
 //!   says what was expected.
 //!
@@ -39,6 +45,7 @@
 
 mod convert;
 mod managed;
+pub mod selfhosted;
 
 use std::rc::Rc;
 
@@ -47,11 +54,13 @@ use durable_core::checkpoint::Checkpointer;
 use durable_core::model::DurableExecutionInvocationInput;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
+use tokio::sync::OnceCell;
 
 pub use managed::{ManagedCheckpointer, RETRY_ERROR_TYPE, invoke_managed};
+pub use selfhosted::{Invocation, SelfHosted, SelfHostedEvent, SqsMessage};
 /// The pinned AWS crates, so a binary that configures its own client uses the same
 /// versions.
-pub use {aws_config, aws_sdk_lambda, lambda_runtime};
+pub use {aws_config, aws_sdk_lambda, aws_sdk_sqs, lambda_runtime};
 
 /// The error type of the answer to an event this binary does not understand.
 pub const UNRECOGNISED_EVENT_ERROR_TYPE: &str = "Durable.UnrecognisedEvent";
@@ -71,12 +80,18 @@ const MANAGED_FIELDS: [&str; 3] = ["DurableExecutionArn", "CheckpointToken", "In
 pub enum DurableEvent {
     /// AWS Lambda's durable invocation input (managed mode).
     Managed(Box<DurableExecutionInvocationInput>),
+    /// A self-hosted event (an object with a `durable` field).
+    SelfHosted(SelfHostedEvent),
+    /// An SQS batch (an event source mapping): each body is a self-hosted event.
+    Sqs(Vec<SqsMessage>),
 }
 
 impl DurableEvent {
     /// Reads an event. An object with all of `DurableExecutionArn`, `CheckpointToken` and
-    /// `InitialExecutionState` is a managed invocation (and must parse as one); anything
-    /// else is refused, naming what was expected.
+    /// `InitialExecutionState` is a managed invocation (and must parse as one); an object
+    /// with a `durable` field is a self-hosted event (and must parse as one); an object
+    /// with `Records` from `aws:sqs` is an SQS batch; anything else is refused, naming what
+    /// was expected.
     pub fn parse(event: Value) -> Result<DurableEvent, Diagnostic> {
         let is_managed = event.as_object().is_some_and(|o| MANAGED_FIELDS.iter().all(|f| o.contains_key(*f)));
         if is_managed {
@@ -85,12 +100,36 @@ impl DurableEvent {
                 error_message: format!("the durable invocation input does not parse: {e}"),
             });
         }
-        // The self-hosted events (start, resume, callback completion, wake-up) go here.
+        if event.as_object().is_some_and(|o| o.contains_key("durable")) {
+            return serde_json::from_value(event).map(DurableEvent::SelfHosted).map_err(|e| Diagnostic {
+                error_type: selfhosted::INVALID_EVENT_ERROR_TYPE.to_owned(),
+                error_message: format!(
+                    "the self-hosted event does not parse: {e} (expected {{\"durable\": \"start\" | \"resume\" | \
+                     \"callback\" | \"sweep\" | \"get\" | \"history\", ...}})"
+                ),
+            });
+        }
+        if let Some(records) = event.get("Records").and_then(Value::as_array)
+            && !records.is_empty()
+            && records.iter().all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+        {
+            let records = records.clone();
+            return records
+                .into_iter()
+                .map(serde_json::from_value)
+                .collect::<Result<Vec<SqsMessage>, _>>()
+                .map(DurableEvent::Sqs)
+                .map_err(|e| Diagnostic {
+                    error_type: selfhosted::INVALID_EVENT_ERROR_TYPE.to_owned(),
+                    error_message: format!("the SQS event does not parse: {e}"),
+                });
+        }
         Err(Diagnostic {
             error_type: UNRECOGNISED_EVENT_ERROR_TYPE.to_owned(),
             error_message: format!(
                 "this durable function expected AWS Lambda's durable invocation input (an object with {}), as the \
-                 service sends to a function created with DurableConfig; it received {}",
+                 service sends to a function created with DurableConfig, or a self-hosted event (an object with \
+                 a \"durable\" field, or an SQS batch of them); it received {}",
                 MANAGED_FIELDS.join(", "),
                 describe_event(&event)
             ),
@@ -137,6 +176,7 @@ pub struct Functions {
     named: Vec<(String, Box<dyn Handler>)>,
     lambda_client: Option<aws_sdk_lambda::Client>,
     checkpointer: Option<Rc<dyn Checkpointer>>,
+    self_hosted: OnceCell<Option<Rc<SelfHosted>>>,
 }
 
 impl Functions {
@@ -181,6 +221,14 @@ impl Functions {
         self
     }
 
+    /// Serves self-hosted events with `self_hosted` instead of configuring it from the
+    /// environment (`DURABLE_TABLE`, `DURABLE_QUEUE_URL`) on the first one.
+    #[must_use]
+    pub fn self_hosted(self, self_hosted: SelfHosted) -> Self {
+        let _ = self.self_hosted.set(Some(Rc::new(self_hosted)));
+        self
+    }
+
     /// The handler for the function called `function_name`: registered under that name,
     /// else the default one, else the only one registered.
     pub fn handler_for(&self, function_name: &str) -> Result<&dyn Handler, Diagnostic> {
@@ -203,10 +251,22 @@ impl Functions {
         })
     }
 
-    /// Handles one event for the Lambda function `function_name`: the response to send,
-    /// or the function error.
+    /// Handles one event for the Lambda function `function_name` (no deadline): the
+    /// response to send, or the function error.
     pub async fn handle(&self, event: Value, function_name: &str) -> Result<Value, Diagnostic> {
+        self.handle_invocation(event, &Invocation { function_name, function_arn: None, deadline: None }).await
+    }
+
+    /// Handles one event of the Lambda invocation `inv`: the response to send, or the
+    /// function error.
+    pub async fn handle_invocation(&self, event: Value, inv: &Invocation<'_>) -> Result<Value, Diagnostic> {
+        let function_name = inv.function_name;
         match DurableEvent::parse(event)? {
+            DurableEvent::SelfHosted(event) => self.self_hosted_mode().await?.handle(self, inv, event).await,
+            DurableEvent::Sqs(messages) => {
+                let mode = self.self_hosted_mode().await?;
+                Ok(selfhosted::handle_sqs(&mode, self, inv, messages).await)
+            }
             DurableEvent::Managed(input) => {
                 let handler = self.handler_for(function_name)?;
                 let checkpointer = match &self.checkpointer {
@@ -220,6 +280,20 @@ impl Functions {
                 })
             }
         }
+    }
+
+    /// Self-hosted mode, configured from the environment on first use.
+    async fn self_hosted_mode(&self) -> Result<Rc<SelfHosted>, Diagnostic> {
+        let mode = self.self_hosted.get_or_init(|| async { SelfHosted::from_env().await.map(Rc::new) }).await;
+        mode.clone().ok_or_else(|| Diagnostic {
+            error_type: selfhosted::NOT_CONFIGURED_ERROR_TYPE.to_owned(),
+            error_message: format!(
+                "a self-hosted event needs a DynamoDB table: set {} (and {} for wake-ups) in the function's \
+                 environment",
+                selfhosted::TABLE_VAR,
+                selfhosted::QUEUE_VAR
+            ),
+        })
     }
 
     /// The Lambda client, configured from the environment on first use (region,
@@ -242,7 +316,16 @@ impl Functions {
         let this = Rc::new(self);
         lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
             let this = this.clone();
-            async move { this.handle(event.payload, &event.context.env_config.function_name).await }
+            async move {
+                let context = &event.context;
+                let deadline = std::time::UNIX_EPOCH + std::time::Duration::from_millis(context.deadline);
+                let inv = Invocation {
+                    function_name: &context.env_config.function_name,
+                    function_arn: Some(&context.invoked_function_arn),
+                    deadline: (context.deadline > 0).then_some(deadline),
+                };
+                this.handle_invocation(event.payload, &inv).await
+            }
         }))
         .await
     }
@@ -279,5 +362,7 @@ pub fn init_tracing() {
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
+#[cfg(test)]
+mod selfhosted_tests;
 #[cfg(test)]
 mod tests;

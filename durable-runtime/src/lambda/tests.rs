@@ -131,7 +131,7 @@ fn a_managed_input_as_the_emulator_sends_it_parses() {
         },
         "UpdatedOperationIds": ["c5fa"]
     });
-    let DurableEvent::Managed(input) = DurableEvent::parse(event).unwrap();
+    let DurableEvent::Managed(input) = DurableEvent::parse(event).unwrap() else { panic!("a managed input") };
     assert_eq!(input.initial_execution_state.operations.len(), 2);
     assert_eq!(input.initial_execution_state.next_page(), None);
     assert_eq!(input.initial_execution_state.operations[1].step_details.as_ref().unwrap().attempt, Some(1));

@@ -1,0 +1,370 @@
+//! Self-hosted mode's event handling on the in-memory store, with time skipping. The
+//! wake-up channels are an in-process outbox that the tests deliver by hand (as SQS and
+//! Lambda would); the real channels (SQS on moto, Lambda invokes through `cargo lambda
+//! watch`) and the DynamoDB store are tested end to end in `tests/tests/selfhosted.rs`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use durable_core::model::{EventType, ExecutionStatus, OperationStatus};
+use durable_core::store::MemoryStore;
+use durable_core::testing::TestRunner;
+use durable_core::{DurableContext, Error, handler};
+use serde_json::{Value, json};
+
+use super::selfhosted::{DEADLINE_ERROR_TYPE, INVALID_EVENT_ERROR_TYPE, Wakeups};
+use super::*;
+
+/// What the function sent: `(None, event, delay)` to its queue, `(Some(function), event, 0)`
+/// as an asynchronous invoke.
+#[derive(Default)]
+struct Outbox {
+    sent: RefCell<Vec<(Option<String>, SelfHostedEvent, Duration)>>,
+}
+
+impl Outbox {
+    fn take(&self) -> Vec<(Option<String>, SelfHostedEvent, Duration)> {
+        std::mem::take(&mut *self.sent.borrow_mut())
+    }
+}
+
+#[async_trait(?Send)]
+impl Wakeups for Outbox {
+    async fn enqueue(&self, event: &SelfHostedEvent, delay: Duration) -> Result<bool, String> {
+        self.sent.borrow_mut().push((None, event.clone(), delay));
+        Ok(true)
+    }
+
+    async fn invoke(&self, function: &str, event: &SelfHostedEvent) -> Result<(), String> {
+        self.sent.borrow_mut().push((Some(function.to_owned()), event.clone(), Duration::ZERO));
+        Ok(())
+    }
+}
+
+async fn order(ctx: DurableContext, id: String) -> Result<String, Error> {
+    let r = ctx.step("reserve", async |_| Ok::<_, Error>(format!("rsv-{id}"))).await?;
+    ctx.wait("cool-off", Duration::from_secs(2)).await?;
+    let cb = ctx.create_callback::<String>("carrier").await?;
+    let shipment = cb.result().await?;
+    Ok(format!("{r}/{shipment}"))
+}
+
+struct Fixture {
+    runner: TestRunner,
+    outbox: Rc<Outbox>,
+    functions: Functions,
+}
+
+fn fixture(functions: Functions) -> Fixture {
+    let store = Arc::new(MemoryStore::new());
+    let runner = TestRunner::with_store(store.clone(), durable_core::service::ServiceConfig::default());
+    let outbox = Rc::new(Outbox::default());
+    let mode = SelfHosted::new(store, outbox.clone()).clock(Arc::new(runner.clock().clone()));
+    Fixture { runner, outbox, functions: functions.self_hosted(mode) }
+}
+
+impl Fixture {
+    async fn send(&self, function: &str, event: Value) -> Result<Value, Diagnostic> {
+        self.functions.handle(event, function).await
+    }
+}
+
+fn resume_of(event: &SelfHostedEvent) -> &str {
+    match event {
+        SelfHostedEvent::Resume { execution_arn } => execution_arn,
+        other => panic!("not a resume: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn start_wait_callback_and_duplicate_resumes() {
+    let f = fixture(Functions::new().handler(handler(order)));
+    let out = f.send("orders", json!({"durable": "start", "input": "o-1", "executionName": "o-1"})).await.unwrap();
+    let arn = out["executionArn"].as_str().unwrap().to_owned();
+    assert_eq!(out["status"], "RUNNING");
+    assert_eq!(out["created"], true);
+    assert_eq!(out["invocations"], 1);
+    assert!(arn.contains(":function:orders:"), "{arn}");
+
+    // The 2 s wait: one resume queued, delayed 2 s.
+    let sent = f.outbox.take();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, None);
+    assert_eq!(resume_of(&sent[0].1), arn);
+    assert_eq!(sent[0].2, Duration::from_secs(2));
+
+    // The same start again is idempotent and runs nothing; another input is refused.
+    let again = f.send("orders", json!({"durable": "start", "input": "o-1", "executionName": "o-1"})).await.unwrap();
+    assert_eq!((again["created"].clone(), again["invocations"].clone()), (json!(false), json!(0)));
+    let err = f.send("orders", json!({"durable": "start", "input": "o-2", "executionName": "o-1"})).await.unwrap_err();
+    assert_eq!(err.error_type, INVALID_EVENT_ERROR_TYPE);
+    assert!(err.error_message.contains("DurableExecutionAlreadyStartedException"), "{}", err.error_message);
+
+    // A resume that comes early does nothing.
+    let early = f.send("orders", json!({"durable": "resume", "executionArn": arn})).await.unwrap();
+    assert_eq!(early["invocations"], 0);
+    assert!(f.outbox.take().is_empty());
+
+    // On time: it runs and suspends on the callback (nothing to queue: no timer).
+    f.runner.advance(Duration::from_secs(2));
+    let out = f.send("orders", json!({"durable": "resume", "executionArn": arn})).await.unwrap();
+    assert_eq!((out["invocations"].clone(), out["status"].clone()), (json!(1), json!("RUNNING")));
+    assert!(f.outbox.take().is_empty());
+    // A duplicate of that resume is harmless.
+    let dup = f.send("orders", json!({"durable": "resume", "executionArn": arn})).await.unwrap();
+    assert_eq!(dup["invocations"], 0);
+    let ids = f.runner.callback_ids(&arn).await;
+    assert_eq!(ids.len(), 1);
+
+    // A forged callback id (another operation's id, a truncated id, garbage): an error,
+    // nothing changed.
+    let before = f.runner.inspect(&arn).await;
+    for forged in [&ids[0][..ids[0].len() - 2], "not-a-callback-id", ""] {
+        let err = f
+            .send("orders", json!({"durable": "callback", "action": "succeed", "callbackId": forged, "result": "x"}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type, INVALID_EVENT_ERROR_TYPE, "{forged}");
+        assert!(err.error_message.contains("callback id"), "{}", err.error_message);
+    }
+    let after = f.runner.inspect(&arn).await;
+    assert_eq!(before.history.len(), after.history.len());
+    assert_eq!(before.record.version, after.record.version);
+    assert!(f.outbox.take().is_empty());
+
+    // A heartbeat changes nothing the function waits on: no wake-up.
+    f.send("orders", json!({"durable": "callback", "action": "heartbeat", "callbackId": ids[0]})).await.unwrap();
+    assert!(f.outbox.take().is_empty());
+
+    // The carrier's answer wakes the execution at once, through the queue.
+    let out = f
+        .send("orders", json!({"durable": "callback", "action": "succeed", "callbackId": ids[0], "result": "trk-9"}))
+        .await
+        .unwrap();
+    assert_eq!(out["executionArn"], arn.as_str());
+    let sent = f.outbox.take();
+    assert_eq!(sent.len(), 1);
+    assert_eq!((resume_of(&sent[0].1), sent[0].2), (arn.as_str(), Duration::ZERO));
+    let out = f.send("orders", serde_json::to_value(&sent[0].1).unwrap()).await.unwrap();
+    assert_eq!(out["status"], "SUCCEEDED");
+    assert_eq!(out["result"], "\"rsv-o-1/trk-9\"");
+    // Completing it again: an error (the execution is closed), nothing changes.
+    let err = f
+        .send("orders", json!({"durable": "callback", "action": "succeed", "callbackId": ids[0], "result": "again"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, INVALID_EVENT_ERROR_TYPE);
+    // Resumes of a closed execution are harmless.
+    let dup = f.send("orders", json!({"durable": "resume", "executionArn": arn})).await.unwrap();
+    assert_eq!((dup["status"].clone(), dup["invocations"].clone()), (json!("SUCCEEDED"), json!(0)));
+
+    let run = f.runner.inspect(&arn).await;
+    run.assert_well_formed();
+    assert_eq!(run.invocations(), 3);
+
+    // get and history answer as the control plane does.
+    let got = f.send("orders", json!({"durable": "get", "executionArn": arn})).await.unwrap();
+    assert_eq!(got["Status"], "SUCCEEDED");
+    assert_eq!(got["DurableExecutionName"], "o-1");
+    let history = f.send("orders", json!({"durable": "history", "executionArn": arn})).await.unwrap();
+    assert_eq!(history["Events"].as_array().unwrap().len(), run.history.len());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_failed_callback_and_an_unknown_execution() {
+    let f = fixture(Functions::new().handler(handler(order)));
+    let out = f.send("orders", json!({"durable": "start", "input": "o-3"})).await.unwrap();
+    let arn = out["executionArn"].as_str().unwrap().to_owned();
+    f.runner.advance(Duration::from_secs(2));
+    f.send("orders", json!({"durable": "resume", "executionArn": arn})).await.unwrap();
+    f.outbox.take();
+    let id = f.runner.callback_ids(&arn).await.remove(0);
+    f.send(
+        "orders",
+        json!({"durable": "callback", "action": "fail", "callbackId": id,
+               "error": {"ErrorType": "Lost", "ErrorMessage": "parcel lost"}}),
+    )
+    .await
+    .unwrap();
+    let sent = f.outbox.take();
+    let out = f.send("orders", serde_json::to_value(&sent[0].1).unwrap()).await.unwrap();
+    assert_eq!(out["status"], "FAILED");
+    assert_eq!(out["error"]["ErrorType"], "Lost");
+
+    let err = f.send("orders", json!({"durable": "resume", "executionArn": "arn:nothing"})).await.unwrap_err();
+    assert_eq!(err.error_type, INVALID_EVENT_ERROR_TYPE);
+    let err = f.send("orders", json!({"durable": "launch"})).await.unwrap_err();
+    assert_eq!(err.error_type, INVALID_EVENT_ERROR_TYPE);
+    assert!(err.error_message.contains("\"start\""), "{}", err.error_message);
+}
+
+async fn slow_steps(ctx: DurableContext, n: u32) -> Result<u32, Error> {
+    let mut sum = 0;
+    for i in 0..n {
+        sum += ctx
+            .step("slow", async |_| {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                Ok::<_, Error>(i)
+            })
+            .await?;
+    }
+    Ok(sum)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_invocation_stops_before_its_deadline_and_queues_its_own_resume() {
+    let f = fixture(Functions::new().handler(handler(slow_steps)));
+    let mode = SelfHosted::new(f.runner.service().store().clone(), f.outbox.clone())
+        .clock(Arc::new(f.runner.clock().clone()))
+        .deadline_margin(Duration::from_millis(100));
+    let functions = Functions::new().handler(handler(slow_steps)).self_hosted(mode);
+    // 10 steps of 40 ms with 300 ms left and a 100 ms margin: it stops after a few.
+    let deadline = SystemTime::now() + Duration::from_millis(300);
+    let inv = Invocation { function_name: "slow", function_arn: None, deadline: Some(deadline) };
+    let out = functions.handle_invocation(json!({"durable": "start", "input": 10}), &inv).await.unwrap();
+    assert_eq!(out["status"], "RUNNING", "{out}");
+    let arn = out["executionArn"].as_str().unwrap().to_owned();
+    assert!(SystemTime::now() < deadline, "stopped before the deadline");
+    let run = f.runner.inspect(&arn).await;
+    let done = run.operations_named("slow").iter().filter(|o| o.status == OperationStatus::Succeeded).count();
+    assert!((2..10).contains(&done), "{done} steps finished");
+    let lost = run.history.iter().filter(|e| e.event_type == EventType::InvocationCompleted).count();
+    assert_eq!(lost, 1);
+    let completed = run.history.iter().rfind(|e| e.event_type == EventType::InvocationCompleted).unwrap();
+    let error = completed.details.error.as_ref().and_then(|e| e.payload.as_ref()).unwrap();
+    assert_eq!(error.error_type.as_deref(), Some(DEADLINE_ERROR_TYPE));
+    // Due at once: a resume is queued without delay.
+    let sent = f.outbox.take();
+    assert_eq!(sent.len(), 1);
+    assert_eq!((resume_of(&sent[0].1), sent[0].2), (arn.as_str(), Duration::ZERO));
+
+    // The next invocation (no deadline) finishes the rest; every step ran at most twice.
+    let out = functions.handle(serde_json::to_value(&sent[0].1).unwrap(), "slow").await.unwrap();
+    assert_eq!(out["status"], "SUCCEEDED");
+    assert_eq!(out["result"], "45");
+    f.runner.inspect(&arn).await.assert_well_formed();
+}
+
+async fn parent(ctx: DurableContext, n: u32) -> Result<u32, Error> {
+    let doubled: u32 = ctx.invoke("double it", "doubler", n).await?;
+    Ok(doubled + 1)
+}
+
+async fn doubler(ctx: DurableContext, n: u32) -> Result<u32, Error> {
+    ctx.step("double", async |_| Ok::<_, Error>(n * 2)).await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_chained_invoke_invokes_the_child_function_which_resumes_the_parent() {
+    let f = fixture(Functions::new().register("parent", handler(parent)).register("doubler", handler(doubler)));
+    let out = f.send("parent", json!({"durable": "start", "input": 20})).await.unwrap();
+    let arn = out["executionArn"].as_str().unwrap().to_owned();
+    assert_eq!(out["status"], "RUNNING");
+    // The child execution exists; its function is invoked with a resume of it.
+    let sent = f.outbox.take();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0.as_deref(), Some("doubler"));
+    let child = resume_of(&sent[0].1).to_owned();
+    assert!(child.contains(":function:doubler:"), "{child}");
+
+    // The child runs, ends, and invokes the parent's function with a resume of the parent.
+    let out = f.send("doubler", serde_json::to_value(&sent[0].1).unwrap()).await.unwrap();
+    assert_eq!((out["status"].clone(), out["result"].clone()), (json!("SUCCEEDED"), json!("40")));
+    let sent = f.outbox.take();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0.as_deref(), Some("parent"));
+    assert_eq!(resume_of(&sent[0].1), arn);
+    let out = f.send("parent", serde_json::to_value(&sent[0].1).unwrap()).await.unwrap();
+    assert_eq!((out["status"].clone(), out["result"].clone()), (json!("SUCCEEDED"), json!("41")));
+    let run = f.runner.inspect(&arn).await;
+    run.assert_well_formed();
+    assert_eq!(run.operation("double it").unwrap().status, OperationStatus::Succeeded);
+
+    // A resume of the child sent to the parent's function is forwarded to the child's.
+    let out = f.send("parent", json!({"durable": "resume", "executionArn": child})).await.unwrap();
+    assert_eq!(out["status"], "SUCCEEDED", "closed: nothing to forward");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_sweep_recovers_lost_wake_ups_and_dead_invocations() {
+    let f = fixture(Functions::new().handler(handler(order)));
+    let out = f.send("orders", json!({"durable": "start", "input": "o-5"})).await.unwrap();
+    let arn = out["executionArn"].as_str().unwrap().to_owned();
+    // The queued wake-up is lost.
+    f.outbox.take();
+    // Not overdue yet: the sweep leaves it to its wake-up.
+    f.runner.advance(Duration::from_secs(2));
+    let swept = f.send("orders", json!({"durable": "sweep"})).await.unwrap();
+    assert_eq!(swept["resumed"], json!([]));
+    // Overdue by more than the grace period: the sweep resumes it.
+    f.runner.advance(Duration::from_secs(10));
+    let swept = f.send("orders", json!({"durable": "sweep"})).await.unwrap();
+    assert_eq!(swept["resumed"], json!([arn]));
+    let sent = f.outbox.take();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(resume_of(&sent[0].1), arn);
+
+    // An invocation that died (begun, never ended): due again once its lease passes.
+    let now = durable_core::clock::Clock::now(f.runner.clock());
+    f.runner.service().begin_invocation_leased(&arn, now.plus_seconds(60)).await.unwrap();
+    let swept = f.send("orders", json!({"durable": "sweep"})).await.unwrap();
+    assert_eq!(swept["resumed"], json!([]), "the lease holds");
+    let out = f.send("orders", serde_json::to_value(&sent[0].1).unwrap()).await.unwrap();
+    assert_eq!(out["invocations"], 0, "a resume during a live lease does nothing");
+    f.runner.advance(Duration::from_secs(71));
+    let swept = f.send("orders", json!({"durable": "sweep"})).await.unwrap();
+    assert_eq!(swept["resumed"], json!([arn]));
+    let out = f.send("orders", serde_json::to_value(&f.outbox.take()[0].1).unwrap()).await.unwrap();
+    assert_eq!(out["invocations"], 1);
+    let run = f.runner.inspect(&arn).await;
+    run.assert_well_formed();
+    assert_eq!(run.status(), ExecutionStatus::Running);
+    assert_eq!(run.operation("carrier").unwrap().status, OperationStatus::Started, "on to the callback");
+    let lost = run.history.iter().filter(|e| {
+        e.event_type == EventType::InvocationCompleted
+            && e.details.error.as_ref().and_then(|x| x.payload.as_ref()).and_then(|p| p.error_type.as_deref())
+                == Some(durable_core::service::INVOCATION_LOST_ERROR_TYPE)
+    });
+    assert_eq!(lost.count(), 1, "the dead invocation is recorded as lost");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_sqs_batch_runs_each_message_and_reports_transient_failures() {
+    let f = fixture(Functions::new().handler(handler(order)));
+    let out = f.send("orders", json!({"durable": "start", "input": "o-6"})).await.unwrap();
+    let arn = out["executionArn"].as_str().unwrap().to_owned();
+    f.outbox.take();
+    f.runner.advance(Duration::from_secs(2));
+    let record = |id: &str, body: Value| {
+        json!({"messageId": id, "receiptHandle": "rh", "body": body.to_string(), "eventSource": "aws:sqs",
+               "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:wake", "attributes": {}})
+    };
+    let batch = json!({"Records": [
+        record("m1", json!({"durable": "resume", "executionArn": arn})),
+        record("m2", json!({"durable": "resume", "executionArn": arn})),
+        record("m3", json!({"hello": "world"})),
+        record("m4", json!({"durable": "resume", "executionArn": "arn:unknown"})),
+    ]});
+    assert!(matches!(DurableEvent::parse(batch.clone()).unwrap(), DurableEvent::Sqs(m) if m.len() == 4));
+    let out = f.send("orders", batch).await.unwrap();
+    // Nothing transient failed; the bad messages are dropped, not retried forever.
+    assert_eq!(out, json!({"batchItemFailures": []}));
+    let run = f.runner.inspect(&arn).await;
+    assert_eq!(run.invocations(), 2, "the duplicate resume did nothing");
+    assert_eq!(run.operation("carrier").unwrap().status, OperationStatus::Started);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn self_hosted_events_without_a_table_say_what_to_configure() {
+    // No DURABLE_TABLE in the test environment.
+    if std::env::var_os(super::selfhosted::TABLE_VAR).is_some() {
+        return;
+    }
+    let functions = Functions::new().handler(handler(order));
+    let err = functions.handle(json!({"durable": "sweep"}), "orders").await.unwrap_err();
+    assert_eq!(err.error_type, super::selfhosted::NOT_CONFIGURED_ERROR_TYPE);
+    assert!(err.error_message.contains("DURABLE_TABLE"), "{}", err.error_message);
+}
