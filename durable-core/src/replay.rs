@@ -523,8 +523,19 @@ pub async fn check(handler: &dyn Handler, recorded: &RecordedExecution) -> Repla
 /// ```
 ///
 /// Usage: `replay-check [--json] <function> <history.json | ->`. Exit status 0 when
-/// compatible, 1 when not, 2 on a usage or input error.
+/// compatible, 1 when not, 2 on a usage or input error. The arguments are the process's
+/// own; [`cli_with_args`] takes them from elsewhere (a subcommand of a larger binary).
 pub fn cli(handlers: &[(&str, &dyn Handler)]) -> std::process::ExitCode {
+    cli_with_args(std::env::args().skip(1), handlers)
+}
+
+/// [`cli`] with the arguments given (without the program's name): for a binary that offers
+/// the replay check as one of its subcommands, as `cargo run --bin order -- replay-check
+/// process-order history.json` does in the examples.
+pub fn cli_with_args(
+    args: impl IntoIterator<Item = String>,
+    handlers: &[(&str, &dyn Handler)],
+) -> std::process::ExitCode {
     use std::io::Read as _;
     use std::process::ExitCode;
 
@@ -532,7 +543,7 @@ pub fn cli(handlers: &[(&str, &dyn Handler)]) -> std::process::ExitCode {
     let usage = format!("usage: replay-check [--json] <function> <history.json | ->\nfunctions: {names}");
     let mut json = false;
     let mut positional = Vec::new();
-    for arg in std::env::args().skip(1) {
+    for arg in args {
         match arg.as_str() {
             "--json" => json = true,
             "-h" | "--help" => {

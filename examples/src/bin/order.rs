@@ -93,8 +93,25 @@ async fn process_order(ctx: DurableContext, order: Order) -> Result<Receipt> {
     Ok(Receipt { order: order.id, reservation, payment, tracking })
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `order replay-check process-order <history.json>`: would today's code replay that
+    // recorded execution? (A history is saved beside the journal after every run.)
+    if args.first().map(String::as_str) == Some("replay-check") {
+        let process_order = handler(process_order);
+        return durable::replay::cli_with_args(args.into_iter().skip(1), &[("process-order", &process_order)]);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let (builder, dir) = if let Ok(table) = std::env::var("DURABLE_DYNAMODB_TABLE") {
         (on_dynamodb(LocalRunner::builder(), &table).await?, format!("DynamoDB table {table}"))
     } else {
@@ -132,7 +149,8 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         _ => {}
     }
     println!("\nhistory:");
-    for e in runner.service().full_history(&arn).await? {
+    let history = runner.service().full_history(&arn).await?;
+    for e in &history {
         let what = e.name.clone().unwrap_or_default();
         let extra = match e.event_type {
             durable::model::EventType::WaitStarted => format!("{} s", e.details.duration.unwrap_or_default()),
@@ -149,6 +167,13 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             _ => String::new(),
         };
         println!("  {:>3}  {}  {:<22} {:<18} {}", e.event_id, e.event_timestamp, e.event_type, what, extra);
+    }
+    // Saved as GetDurableExecutionHistory returns it, for the replay check above.
+    if std::path::Path::new(&dir).is_dir() {
+        let path = std::path::Path::new(&dir).join(format!("{}.history.json", record.name));
+        std::fs::write(&path, serde_json::to_string_pretty(&serde_json::json!({ "Events": history }))?)?;
+        println!("\nhistory saved; check that changed code still replays it with:");
+        println!("  cargo run --bin order -- replay-check process-order {}", path.display());
     }
     Ok(())
 }
