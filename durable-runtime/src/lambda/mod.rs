@@ -319,10 +319,13 @@ impl Functions {
             async move {
                 let context = &event.context;
                 let deadline = std::time::UNIX_EPOCH + std::time::Duration::from_millis(context.deadline);
+                // A deadline that passed already is none at all (`cargo lambda watch` sends
+                // such a one); Lambda's is always ahead.
+                let deadline = (deadline > std::time::SystemTime::now()).then_some(deadline);
                 let inv = Invocation {
                     function_name: &context.env_config.function_name,
                     function_arn: Some(&context.invoked_function_arn),
-                    deadline: (context.deadline > 0).then_some(deadline),
+                    deadline,
                 };
                 this.handle_invocation(event.payload, &inv).await
             }

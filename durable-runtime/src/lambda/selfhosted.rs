@@ -42,7 +42,7 @@ use durable_core::model::{
 use durable_core::service::{
     CheckpointService, HistoryQuery, InvocationEnd, ServiceConfig, ServiceError, StartExecution,
 };
-use durable_core::store::Store;
+use durable_core::store::{Store, StoreError};
 use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -53,6 +53,23 @@ use super::Functions;
 pub const TABLE_VAR: &str = "DURABLE_TABLE";
 /// The environment variable holding the URL of the SQS queue for delayed `resume` messages.
 pub const QUEUE_VAR: &str = "DURABLE_QUEUE_URL";
+
+/// The environment variable overriding [`SelfHosted::deadline_margin`] (seconds).
+pub const MARGIN_VAR: &str = "DURABLE_DEADLINE_MARGIN_SECONDS";
+/// The environment variable overriding [`SelfHosted::sweep_grace`] (seconds).
+pub const GRACE_VAR: &str = "DURABLE_SWEEP_GRACE_SECONDS";
+
+/// A duration in (fractional) seconds from an environment variable.
+fn seconds_var(name: &str) -> Option<Duration> {
+    let value = std::env::var(name).ok()?;
+    match value.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+        _ => {
+            tracing::warn!("ignoring {name}={value:?}: not a number of seconds");
+            None
+        }
+    }
+}
 
 /// The error type of a self-hosted event that does not parse or cannot be served as asked
 /// (an unknown execution, a forged callback id, a start with another input).
@@ -262,6 +279,9 @@ impl std::fmt::Debug for SelfHosted {
 /// How long a lease lasts when the invocation has no deadline (Lambda's longest timeout).
 const NO_DEADLINE_LEASE: Duration = Duration::from_mins(15);
 
+/// A resume looks again at most this often after losing a race to another writer.
+const MAX_CONFLICTS: u32 = 5;
+
 /// Invocations run back to back in one event at most this often (an execution due again
 /// at once, e.g. a callback completed while it ran); then it is queued.
 const MAX_INLINE_RUNS: u32 = 20;
@@ -284,7 +304,8 @@ impl SelfHosted {
 
     /// From the environment: the DynamoDB table named by `DURABLE_TABLE`, SQS and Lambda
     /// clients (region, credentials, `AWS_ENDPOINT_URL_*`), the queue from
-    /// `DURABLE_QUEUE_URL`. `None` without `DURABLE_TABLE`.
+    /// `DURABLE_QUEUE_URL`; optionally `DURABLE_DEADLINE_MARGIN_SECONDS` and
+    /// `DURABLE_SWEEP_GRACE_SECONDS`. `None` without `DURABLE_TABLE`.
     pub async fn from_env() -> Option<Self> {
         let table = std::env::var(TABLE_VAR).ok().filter(|t| !t.is_empty())?;
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -292,7 +313,14 @@ impl SelfHosted {
             &config,
             durable_core::store::dynamodb::DynamoOptions::new(table),
         );
-        Some(SelfHosted::new(Arc::new(store), Rc::new(AwsWakeups::from_config(&config))))
+        let mut mode = SelfHosted::new(Arc::new(store), Rc::new(AwsWakeups::from_config(&config)));
+        if let Some(margin) = seconds_var(MARGIN_VAR) {
+            mode = mode.deadline_margin(margin);
+        }
+        if let Some(grace) = seconds_var(GRACE_VAR) {
+            mode = mode.sweep_grace(grace);
+        }
+        Some(mode)
     }
 
     /// Stop taking new work this long before the invocation's deadline (default 10 s: time
@@ -353,6 +381,13 @@ impl SelfHosted {
         inv: &Invocation<'_>,
         event: SelfHostedEvent,
     ) -> Result<Value, Diagnostic> {
+        tracing::debug!(
+            function = inv.function_name,
+            function_arn = inv.function_arn,
+            time_left = ?inv.remaining(),
+            ?event,
+            "self-hosted event"
+        );
         match event {
             SelfHostedEvent::Start { input, execution_name, timeout_seconds } => {
                 functions.handler_for(inv.function_name)?;
@@ -403,6 +438,7 @@ impl SelfHosted {
     /// schedules the next wake-up (or runs again at once when due at once).
     async fn resume(&self, functions: &Functions, inv: &Invocation<'_>, arn: &str) -> Result<Value, Diagnostic> {
         let mut invocations = 0u32;
+        let mut conflicts = 0u32;
         loop {
             let record = self
                 .store
@@ -459,6 +495,13 @@ impl SelfHosted {
             let input = match service.begin_invocation_leased(arn, plus(now, lease)).await {
                 Ok(input) => input,
                 Err(ServiceError::NotRunning(_)) => continue,
+                Err(ServiceError::Store(StoreError::Conflict(m))) if conflicts < MAX_CONFLICTS => {
+                    // Another invocation is writing (a racing resume began first): look
+                    // again; under its lease the execution is not due.
+                    conflicts += 1;
+                    tracing::debug!(execution_arn = arn, "begin lost a race, looking again: {m}");
+                    continue;
+                }
                 Err(e) => return Err(service_error(e)),
             };
             invocations += 1;
@@ -490,7 +533,13 @@ impl SelfHosted {
                     }
                 }
             };
-            let ended = match service.end_invocation(arn, &token, end).await {
+            let mut ended = service.end_invocation(arn, &token, end.clone()).await;
+            for _ in 0..MAX_CONFLICTS {
+                // Outside writers (callbacks, children) kept changing the execution.
+                let Err(ServiceError::Store(StoreError::Conflict(_))) = &ended else { break };
+                ended = service.end_invocation(arn, &token, end.clone()).await;
+            }
+            let ended = match ended {
                 Ok(r) => r,
                 Err(ServiceError::InvalidToken(_) | ServiceError::NotRunning(_)) => {
                     // Fenced off meanwhile: the newer invocation owns the execution.
