@@ -78,22 +78,39 @@ mod tests {
         Expense { id: "e-7".into(), employee: "ada".into(), amount_cents: 12_000 }
     }
 
+    /// Starts an approval and runs it, without moving the clock (`run` would skip to the
+    /// callback's 24-hour timeout), until it waits for the manager.
+    async fn waiting_for_the_manager(runner: &TestRunner) -> (String, String) {
+        let input = serde_json::to_string(&expense()).unwrap();
+        let arn = runner.start("lambda-approval", None, Some(input)).await.unwrap();
+        let run = runner.settle(&handler(approve_expense), &arn).await;
+        assert_eq!(run.status(), ExecutionStatus::Running);
+        let id = runner.callback_ids(&arn).await.remove(0);
+        (arn, id)
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn an_approval_and_a_rejection() {
         let runner = TestRunner::new();
-        let run = runner.run(approve_expense, expense()).await;
-        assert_eq!(run.status(), ExecutionStatus::Running);
-        let id = runner.callback_ids(run.arn()).await.remove(0);
+        let (arn, id) = waiting_for_the_manager(&runner).await;
         runner.callback_success(&id, "\"fine by me\"").await.unwrap();
-        let run = runner.settle(&handler(approve_expense), run.arn()).await;
+        let run = runner.settle(&handler(approve_expense), &arn).await;
         let d: Decision = run.result().unwrap();
         assert_eq!(d, Decision { expense: "e-7".into(), approved: true, note: "fine by me".into() });
 
-        let run = runner.run(approve_expense, expense()).await;
-        let id = runner.callback_ids(run.arn()).await.remove(0);
+        let (arn, id) = waiting_for_the_manager(&runner).await;
         runner.callback_failure(&id, ErrorObject::new("Rejected", "over budget")).await.unwrap();
-        let run = runner.settle(&handler(approve_expense), run.arn()).await;
+        let run = runner.settle(&handler(approve_expense), &arn).await;
         let d: Decision = run.result().unwrap();
         assert_eq!(d, Decision { expense: "e-7".into(), approved: false, note: "over budget".into() });
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_manager_who_never_answers_times_the_request_out() {
+        let runner = TestRunner::new();
+        let (arn, _) = waiting_for_the_manager(&runner).await;
+        let run = runner.drive(&handler(approve_expense), &arn).await;
+        assert_eq!(run.status(), ExecutionStatus::Failed);
+        assert_eq!(run.error().map(|e| e.error_type.as_deref()), Some(Some("Callback.Timeout")));
     }
 }
