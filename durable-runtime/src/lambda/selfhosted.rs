@@ -302,12 +302,15 @@ impl SelfHosted {
         }
     }
 
-    /// From the environment: the DynamoDB table named by `DURABLE_TABLE`, SQS and Lambda
+    /// From the environment: the DynamoDB table named by `DURABLE_TABLE` (else
+    /// `DURABLE_DYNAMODB_TABLE`, as the local examples name it), SQS and Lambda
     /// clients (region, credentials, `AWS_ENDPOINT_URL_*`), the queue from
     /// `DURABLE_QUEUE_URL`; optionally `DURABLE_DEADLINE_MARGIN_SECONDS` and
     /// `DURABLE_SWEEP_GRACE_SECONDS`. `None` without `DURABLE_TABLE`.
     pub async fn from_env() -> Option<Self> {
-        let table = std::env::var(TABLE_VAR).ok().filter(|t| !t.is_empty())?;
+        let table = [TABLE_VAR, "DURABLE_DYNAMODB_TABLE"]
+            .into_iter()
+            .find_map(|v| std::env::var(v).ok().filter(|t| !t.is_empty()))?;
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let store = durable_core::store::dynamodb::DynamoStore::new(
             &config,

@@ -360,7 +360,8 @@ async fn an_sqs_batch_runs_each_message_and_reports_transient_failures() {
 #[tokio::test(flavor = "current_thread")]
 async fn self_hosted_events_without_a_table_say_what_to_configure() {
     // No DURABLE_TABLE in the test environment.
-    if std::env::var_os(super::selfhosted::TABLE_VAR).is_some() {
+    if std::env::var_os(super::selfhosted::TABLE_VAR).is_some() || std::env::var_os("DURABLE_DYNAMODB_TABLE").is_some()
+    {
         return;
     }
     let functions = Functions::new().handler(handler(order));
