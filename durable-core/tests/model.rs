@@ -221,9 +221,13 @@ fn control_plane_documents() {
     let get = json!({"DurableExecutionArn":"arn:aws:lambda:us-west-2:123456789012:function:f:$LATEST/durable-execution/e1/abc",
         "DurableExecutionName":"e1","FunctionArn":"arn:aws:lambda:us-west-2:123456789012:function:f",
         "InputPayload":"{}","Result":"\"ok\"","StartTimestamp":1795723518.1,"Status":"SUCCEEDED",
-        "EndTimestamp":1795723519.2,"Version":"$LATEST"});
+        "EndTimestamp":1795723519.2,"Version":"$LATEST","TraceHeader":{"XAmznTraceId":"Root=1-abc"},
+        "ExecutionDataIncluded":true,"DurableConfig":{"ExecutionTimeout":900,"RetentionPeriodInDays":7,
+        "KMSKeyArn":"arn:aws:kms:us-west-2:123456789012:key/k"},"ExpectedExecutionTimeoutTimestamp":1795724418.1});
     let g: GetDurableExecutionResponse = round_trip(get);
     assert_eq!(g.status, ExecutionStatus::Succeeded);
+    assert_eq!(g.durable_config.as_ref().and_then(|c| c.execution_timeout), Some(900));
+    assert_eq!(g.trace_header.and_then(|t| t.x_amzn_trace_id).as_deref(), Some("Root=1-abc"));
     let list = json!({"DurableExecutions":[{"DurableExecutionArn":"a","DurableExecutionName":"n","FunctionArn":"f",
         "Status":"RUNNING","StartTimestamp":1795723518_i64}],"NextMarker":"m"});
     let l: ListDurableExecutionsResponse = round_trip(list);

@@ -214,6 +214,42 @@ pub struct GetDurableExecutionResponse {
     /// The function version it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The X-Ray trace header the execution was started with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_header: Option<TraceHeader>,
+    /// Whether `InputPayload`, `Result` and `Error` are included (`IncludeExecutionData`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_data_included: Option<bool>,
+    /// The function's durable configuration, as the execution runs under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durable_config: Option<DurableConfig>,
+    /// When the execution times out unless it ends first (its start plus
+    /// `DurableConfig.ExecutionTimeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_execution_timeout_timestamp: Option<Timestamp>,
+}
+
+/// A trace header (`TraceHeader` of `GetDurableExecution`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceHeader {
+    /// The `X-Amzn-Trace-Id` value.
+    #[serde(rename = "XAmznTraceId", default, skip_serializing_if = "Option::is_none")]
+    pub x_amzn_trace_id: Option<String>,
+}
+
+/// A durable function's configuration (`DurableConfig`): set when the function is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DurableConfig {
+    /// How long an execution may run, in seconds (1 to 31,622,400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_timeout: Option<u64>,
+    /// How many days a closed execution's history is kept (1 to 90).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_period_in_days: Option<u32>,
+    /// The KMS key that encrypts the execution's data, when not AWS's own.
+    #[serde(rename = "KMSKeyArn", default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
 }
 
 /// One entry of `ListDurableExecutionsByFunction`.

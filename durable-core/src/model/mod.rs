@@ -12,9 +12,10 @@ mod update;
 
 pub use event::{Event, EventDetails, EventError, EventInput, EventResult, EventType, RetryDetails};
 pub use invocation::{
-    CheckpointDurableExecutionRequest, CheckpointDurableExecutionResponse, DurableExecutionInvocationInput,
-    DurableExecutionInvocationOutput, DurableExecutionSummary, ExecutionState, ExecutionStatus,
-    GetDurableExecutionHistoryResponse, GetDurableExecutionResponse, InvocationStatus, ListDurableExecutionsResponse,
+    CheckpointDurableExecutionRequest, CheckpointDurableExecutionResponse, DurableConfig,
+    DurableExecutionInvocationInput, DurableExecutionInvocationOutput, DurableExecutionSummary, ExecutionState,
+    ExecutionStatus, GetDurableExecutionHistoryResponse, GetDurableExecutionResponse, InvocationStatus,
+    ListDurableExecutionsResponse, TraceHeader,
 };
 pub use operation::{
     CallbackDetails, ChainedInvokeDetails, ContextDetails, ErrorObject, ExecutionDetails, Operation, OperationStatus,

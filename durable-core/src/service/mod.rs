@@ -1158,6 +1158,18 @@ impl CheckpointService {
             status: r.status,
             end_timestamp: r.end,
             version: Some("$LATEST".to_owned()),
+            trace_header: None,
+            execution_data_included: Some(true),
+            durable_config: Some(crate::model::DurableConfig {
+                execution_timeout: Some(r.timeout_seconds),
+                retention_period_in_days: Some(r.retention_days),
+                kms_key_arn: None,
+            }),
+            expected_execution_timeout_timestamp: i64::try_from(r.timeout_seconds)
+                .ok()
+                .and_then(|s| s.checked_mul(1000))
+                .and_then(|ms| r.start.as_millis().checked_add(ms))
+                .map(Timestamp::from_millis),
         }
     }
 

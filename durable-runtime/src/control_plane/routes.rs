@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use durable_core::model::{
-    DurableExecutionSummary, ErrorObject, ExecutionStatus, GetDurableExecutionResponse, ListDurableExecutionsResponse,
-    Timestamp,
+    DurableExecutionSummary, ErrorObject, ExecutionStatus, ListDurableExecutionsResponse, Timestamp,
 };
 use durable_core::service::{CheckpointService, HistoryQuery, StartExecution};
 use durable_core::store::ListQuery;
@@ -196,23 +195,6 @@ struct StartRequest {
     execution_timeout_seconds: Option<u64>,
 }
 
-/// `GetDurableExecution`'s answer: the model's fields plus those only the wire has.
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct GetExecutionWire {
-    #[serde(flatten)]
-    execution: GetDurableExecutionResponse,
-    execution_data_included: bool,
-    durable_config: DurableConfigWire,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct DurableConfigWire {
-    execution_timeout: u64,
-    retention_period_in_days: u32,
-}
-
 fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Full<Bytes>> {
     let text = serde_json::to_vec(body).expect("plain data serialises");
     let mut response = Response::new(Full::new(Bytes::from(text)));
@@ -355,22 +337,14 @@ impl State {
 
     async fn get(&self, arn: &str, query: &Query) -> Result<Response<Full<Bytes>>, ApiError> {
         let include = query.bool("IncludeExecutionData", true)?;
-        let record = self.service.get_record(arn).await?;
         let mut execution = self.service.get_execution(arn).await?;
         if !include {
             execution.input_payload = None;
             execution.result = None;
             execution.error = None;
         }
-        let wire = GetExecutionWire {
-            execution,
-            execution_data_included: include,
-            durable_config: DurableConfigWire {
-                execution_timeout: record.timeout_seconds,
-                retention_period_in_days: record.retention_days,
-            },
-        };
-        Ok(json_response(StatusCode::OK, &wire))
+        execution.execution_data_included = Some(include);
+        Ok(json_response(StatusCode::OK, &execution))
     }
 
     async fn history(&self, arn: &str, query: &Query) -> Result<Response<Full<Bytes>>, ApiError> {
