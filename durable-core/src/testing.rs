@@ -19,6 +19,33 @@
 //! assert_eq!(run.invocations(), 2);
 //! # });
 //! ```
+//!
+//! Time skipping reaches every timer, a callback's timeout included: `run` (and `drive`) of a
+//! function waiting for a callback with a timeout ends with that timeout. To answer the
+//! callback first, start the execution and [`settle`](TestRunner::settle) it, which runs
+//! what is due without moving the clock:
+//!
+//! ```
+//! use std::time::Duration;
+//! use durable_core::{DurableContext, Error, handler, model::ExecutionStatus, testing::TestRunner};
+//!
+//! async fn approve(ctx: DurableContext, (): ()) -> Result<String, Error> {
+//!     ctx.wait_for_callback::<String, Error, _>("manager", async |_id: String, _| Ok(()))
+//!         .timeout(Duration::from_hours(24))
+//!         .await
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let runner = TestRunner::new();
+//! let arn = runner.start("approve", None, Some("null".into())).await.unwrap();
+//! let run = runner.settle(&handler(approve), &arn).await;
+//! assert_eq!(run.status(), ExecutionStatus::Running);
+//! let id = runner.callback_ids(&arn).await.remove(0);
+//! runner.callback_success(&id, "\"yes\"").await.unwrap();
+//! let run = runner.settle(&handler(approve), &arn).await;
+//! assert_eq!(run.result::<String>().unwrap(), "yes");
+//! # });
+//! ```
 
 use std::cell::RefCell;
 use std::collections::HashMap;
