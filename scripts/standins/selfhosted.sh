@@ -91,7 +91,7 @@ PY
     while [[ "$watch_port" == "$sqs_port" ]]; do watch_port="$(_selfhosted_free_port)"; done
     watch_log="$STANDINS_CACHE/watch-selfhosted-$$.log"
     (cd "$STANDINS_ROOT" && exec "$lambda_venv/bin/cargo-lambda" lambda watch --ignore-changes --quiet \
-        -A 127.0.0.1 -P "$watch_port" --concurrency 4 --features "$features" \
+        -A 127.0.0.1 -P "$watch_port" --concurrency 2 --features "$features" \
         --env-var "DURABLE_TABLE=$DURABLE_TABLE,DURABLE_QUEUE_URL=$DURABLE_QUEUE_URL,DURABLE_SWEEP_GRACE_SECONDS=1" \
         --env-var "AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB,AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS" \
         --env-var "AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:$watch_port" \

@@ -86,10 +86,15 @@ impl Aws {
     /// Invokes `lambda-order` synchronously with `event` through the Lambda Invoke API;
     /// the function's answer.
     async fn invoke(&self, event: &Value) -> Value {
+        self.invoke_function("lambda-order", event).await
+    }
+
+    /// Invokes `function` synchronously with `event`; the function's answer.
+    async fn invoke_function(&self, function: &str, event: &Value) -> Value {
         let out = self
             .lambda
             .invoke()
-            .function_name("lambda-order")
+            .function_name(function)
             .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
             .send()
             .await
@@ -186,10 +191,17 @@ fn event_types(history: &[Value]) -> Vec<&str> {
     history.iter().filter_map(|e| e["EventType"].as_str()).collect()
 }
 
+/// The order workflow, then a chained invoke across two functions: one after the other,
+/// since both play the event source mapping of the same queue.
 #[tokio::test(flavor = "current_thread")]
-async fn order_workflow_waits_takes_a_callback_and_recovers_a_lost_wake_up() {
-    let Some(watch) = endpoint_or_skip("order_workflow") else { return };
+async fn order_workflow_and_chained_invoke_through_lambda_and_sqs() {
+    let Some(watch) = endpoint_or_skip("order_workflow_and_chained_invoke") else { return };
     let aws = Aws::new(&watch).await;
+    order_workflow_waits_takes_a_callback_and_recovers_a_lost_wake_up(&aws).await;
+    chained_invoke_starts_the_child_function_which_resumes_the_parent(&aws).await;
+}
+
+async fn order_workflow_waits_takes_a_callback_and_recovers_a_lost_wake_up(aws: &Aws) {
     let started = Instant::now();
 
     // Start through the Lambda Invoke API: the first invocation runs until the 2 s wait.
@@ -287,6 +299,48 @@ async fn order_workflow_waits_takes_a_callback_and_recovers_a_lost_wake_up() {
     let history = aws.history(&lost_arn).await;
     assert!(callback_id(&history).is_some(), "the recovered order went on to its callback: {history:#?}");
     eprintln!("self-hosted order workflow: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+async fn chained_invoke_starts_the_child_function_which_resumes_the_parent(aws: &Aws) {
+    let started = Instant::now();
+    // The parent's invocation suspends on the invoke and invokes `chain-child`
+    // asynchronously (Lambda's Invoke, InvocationType=Event) with a resume of the child
+    // execution; the child runs until its 1 s wait and queues its wake-up.
+    let out = aws.invoke_function("chain-parent", &json!({"durable": "start", "input": 20})).await;
+    let parent = out["executionArn"].as_str().unwrap().to_owned();
+    assert!(parent.contains(":function:chain-parent:"), "{parent}");
+    let history = aws.history(&parent).await;
+    let invoked = history.iter().find(|e| e["EventType"] == "ChainedInvokeStarted").expect("an invoke started");
+    assert_eq!(invoked["ChainedInvokeStartedDetails"]["FunctionName"], "chain-child");
+    let child = invoked["ChainedInvokeStartedDetails"]["DurableExecutionArn"].as_str().unwrap().to_owned();
+    let child_history = aws.history(&child).await;
+    assert!(event_types(&child_history).contains(&"WaitStarted"), "the child ran: {child_history:#?}");
+
+    // The child's wake-up arrives on the queue, which this test delivers to `lambda-order`:
+    // that function forwards it to the child's (another Invoke); the child finishes and
+    // invokes the parent's function with a resume of the parent, which finishes too.
+    let messages = aws.receive(Duration::from_secs(20)).await;
+    assert_eq!(messages.iter().map(resumed).collect::<Vec<_>>(), [child.as_str()]);
+    assert_eq!(aws.deliver(&messages).await, json!({"batchItemFailures": []}));
+    let execution = aws.get(&parent).await;
+    assert_eq!(execution["Status"], "SUCCEEDED", "{execution}");
+    assert_eq!(execution["Result"], "41");
+    let history = aws.history(&parent).await;
+    assert_eq!(
+        event_types(&history),
+        [
+            "ExecutionStarted",
+            "ChainedInvokeStarted",
+            "InvocationCompleted",
+            "ChainedInvokeSucceeded",
+            "InvocationCompleted",
+            "ExecutionSucceeded"
+        ],
+        "{history:#?}"
+    );
+    assert_eq!(aws.get(&child).await["Result"], "40");
+    assert!(aws.receive(Duration::ZERO).await.is_empty(), "nothing left to wake");
+    eprintln!("self-hosted chained invoke: {:.1} s", started.elapsed().as_secs_f64());
 }
 
 /// Sums `n` steps, each body taking `ms` milliseconds (so racing invocations interleave).
