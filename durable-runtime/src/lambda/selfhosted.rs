@@ -327,7 +327,8 @@ impl SelfHosted {
     }
 
     /// Stop taking new work this long before the invocation's deadline (default 10 s: time
-    /// to land a checkpoint and queue the next invocation).
+    /// to land a checkpoint and queue the next invocation), but never more than a third of
+    /// the time an event has.
     #[must_use]
     pub fn deadline_margin(mut self, margin: Duration) -> Self {
         self.deadline_margin = margin;
@@ -442,6 +443,9 @@ impl SelfHosted {
     async fn resume(&self, functions: &Functions, inv: &Invocation<'_>, arn: &str) -> Result<Value, Diagnostic> {
         let mut invocations = 0u32;
         let mut conflicts = 0u32;
+        // At most a third of the time this event has, so that a function with a short
+        // timeout still gets work done instead of queueing itself forever.
+        let margin = inv.remaining().map_or(self.deadline_margin, |r| self.deadline_margin.min(r / 3));
         loop {
             let record = self
                 .store
@@ -468,6 +472,11 @@ impl SelfHosted {
                 r
             };
             if record.status.is_terminal() {
+                if let Some(parent) = record.invoked_by.as_ref().filter(|_| invocations == 0) {
+                    // A child that closed without this event (timed out, stopped, or its
+                    // parent's wake-up was lost): the parent goes on if that made it due.
+                    self.wake_parent(inv, &parent.arn).await;
+                }
                 return Ok(report(&record, invocations));
             }
             if *record.function_name != *inv.function_name {
@@ -484,7 +493,7 @@ impl SelfHosted {
                 // Not due: waiting, finished meanwhile, or running under a live lease.
                 return Ok(report(&record, invocations));
             }
-            if invocations >= MAX_INLINE_RUNS || inv.remaining().is_some_and(|r| r < self.deadline_margin * 2) {
+            if invocations >= MAX_INLINE_RUNS || (invocations > 0 && inv.remaining().is_some_and(|r| r < margin * 2)) {
                 self.wake(inv, inv.function_name, arn, Duration::ZERO).await;
                 return Ok(report(&record, invocations));
             }
@@ -510,7 +519,7 @@ impl SelfHosted {
             invocations += 1;
             let token = input.checkpoint_token.clone();
             let watch = Rc::new(WatchInvokes { inner: service.checkpointer(), invoked: RefCell::new(false) });
-            let stop = self.stop_signal(inv);
+            let stop = stop_signal(inv, margin);
             let outcome = run_invocation_until(handler, input, watch.clone(), stop).await;
             let end = match outcome {
                 Ok(InvocationOutcome::Output(o)) => InvocationEnd::Output(o),
@@ -568,17 +577,6 @@ impl SelfHosted {
             }
             // Due at once (stopped at the deadline, or completed from outside while it
             // ran): go on here while time allows, else through the queue (the check above).
-        }
-    }
-
-    /// A future that completes `deadline_margin` before the invocation's deadline.
-    fn stop_signal(&self, inv: &Invocation<'_>) -> impl Future<Output = ()> + use<> {
-        let left = inv.remaining().map(|r| r.saturating_sub(self.deadline_margin));
-        async move {
-            match left {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
         }
     }
 
@@ -692,6 +690,17 @@ impl SelfHosted {
             resumed.push(d.arn);
         }
         Ok(json!({ "resumed": resumed }))
+    }
+}
+
+/// A future that completes `margin` before the invocation's deadline.
+fn stop_signal(inv: &Invocation<'_>, margin: Duration) -> impl Future<Output = ()> + use<> {
+    let left = inv.remaining().map(|r| r.saturating_sub(margin));
+    async move {
+        match left {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
     }
 }
 

@@ -369,3 +369,32 @@ async fn self_hosted_events_without_a_table_say_what_to_configure() {
     assert_eq!(err.error_type, super::selfhosted::NOT_CONFIGURED_ERROR_TYPE);
     assert!(err.error_message.contains("DURABLE_TABLE"), "{}", err.error_message);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_short_timeout_still_makes_progress_instead_of_queueing_itself_forever() {
+    let f = fixture(Functions::new().handler(handler(slow_steps)));
+    // The default margin (10 s) is more than the 150 ms this event has: a third of it is
+    // kept instead, and every event gets some steps done.
+    let mut arn = String::new();
+    let mut event = json!({"durable": "start", "input": 6});
+    for event_no in 0..20 {
+        let inv = Invocation {
+            function_name: "slow",
+            function_arn: None,
+            deadline: Some(SystemTime::now() + Duration::from_millis(150)),
+        };
+        let out = f.functions.handle_invocation(event.clone(), &inv).await.unwrap();
+        arn = out["executionArn"].as_str().unwrap().to_owned();
+        if out["status"] == "SUCCEEDED" {
+            assert_eq!(out["result"], "15");
+            assert!(event_no >= 1, "150 ms are not enough for 6 steps of 40 ms");
+            f.runner.inspect(&arn).await.assert_well_formed();
+            return;
+        }
+        assert_eq!(out["invocations"], 1, "{out}");
+        let sent = f.outbox.take();
+        assert_eq!(sent.len(), 1);
+        event = serde_json::to_value(&sent[0].1).unwrap();
+    }
+    panic!("{arn} did not finish in 20 events");
+}
