@@ -376,7 +376,10 @@ async fn racing_resumes_of_one_execution_cannot_corrupt_it() {
     let aws = Aws::new(&watch).await;
     // Its own queue, so the order test's messages and these never mix.
     let queue = aws.sqs.create_queue().queue_name(unique("race")).send().await.unwrap().queue_url.unwrap();
-    let table = env("DURABLE_TABLE");
+    // Its own table too: the order test's sweep must not find these executions (their
+    // function, `tally`, is no Lambda function).
+    let table = format!("{}-race", env("DURABLE_TABLE"));
+    DynamoStore::new(&aws.config, DynamoOptions::new(&table)).create_table().await.expect("create the table");
     // Two "processes": each its own store client, service and function registry.
     let process = || {
         let store = Arc::new(DynamoStore::new(&aws.config, DynamoOptions::new(&table)));
