@@ -23,6 +23,8 @@ use super::*;
 #[derive(Default)]
 struct Outbox {
     sent: RefCell<Vec<(Option<String>, SelfHostedEvent, Duration)>>,
+    /// No queue configured: `enqueue` sends nothing.
+    no_queue: bool,
 }
 
 impl Outbox {
@@ -34,6 +36,9 @@ impl Outbox {
 #[async_trait(?Send)]
 impl Wakeups for Outbox {
     async fn enqueue(&self, event: &SelfHostedEvent, delay: Duration) -> Result<bool, String> {
+        if self.no_queue {
+            return Ok(false);
+        }
         self.sent.borrow_mut().push((None, event.clone(), delay));
         Ok(true)
     }
@@ -397,4 +402,31 @@ async fn a_short_timeout_still_makes_progress_instead_of_queueing_itself_forever
         event = serde_json::to_value(&sent[0].1).unwrap();
     }
     panic!("{arn} did not finish in 20 events");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn without_a_queue_delayed_wake_ups_are_the_sweeps_and_immediate_ones_invoke_the_function() {
+    let store = Arc::new(MemoryStore::new());
+    let runner = TestRunner::with_store(store.clone(), durable_core::service::ServiceConfig::default());
+    let outbox = Rc::new(Outbox { no_queue: true, ..Outbox::default() });
+    let mode = SelfHosted::new(store, outbox.clone()).clock(Arc::new(runner.clock().clone()));
+    let functions = Functions::new().handler(handler(order)).self_hosted(mode);
+    let out = functions.handle(json!({"durable": "start", "input": "o-9"}), "orders").await.unwrap();
+    let arn = out["executionArn"].as_str().unwrap().to_owned();
+    assert!(outbox.take().is_empty(), "the 2 s wait is left to the sweep");
+    runner.advance(Duration::from_secs(12));
+    functions.handle(json!({"durable": "sweep"}), "orders").await.unwrap();
+    let sent = outbox.take();
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].0.as_deref(), resume_of(&sent[0].1)), (Some("orders"), arn.as_str()), "invoked directly");
+    functions.handle(serde_json::to_value(&sent[0].1).unwrap(), "orders").await.unwrap();
+    let id = runner.callback_ids(&arn).await.remove(0);
+    functions
+        .handle(json!({"durable": "callback", "action": "succeed", "callbackId": id, "result": "t"}), "orders")
+        .await
+        .unwrap();
+    let sent = outbox.take();
+    assert_eq!(sent[0].0.as_deref(), Some("orders"));
+    let out = functions.handle(serde_json::to_value(&sent[0].1).unwrap(), "orders").await.unwrap();
+    assert_eq!(out["result"], "\"rsv-o-9/t\"");
 }
