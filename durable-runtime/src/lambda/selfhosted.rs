@@ -95,7 +95,7 @@ pub const MAX_QUEUE_DELAY: Duration = Duration::from_mins(15);
 /// | `{"durable":"callback","action":"succeed","callbackId":"..","result":..}` | completes a callback (`result` is any JSON value); `"action":"fail"` with `"error":{"ErrorType","ErrorMessage"}`; `"action":"heartbeat"` |
 /// | `{"durable":"sweep"}` | resumes every execution due for more than the grace period (the EventBridge schedule sends it) |
 /// | `{"durable":"get","executionArn":".."}` | the execution, as `GetDurableExecution` answers |
-/// | `{"durable":"history","executionArn":".."}` | its history, as `GetDurableExecutionHistory` answers (every page) |
+/// | `{"durable":"history","executionArn":".."}` | its history, as `GetDurableExecutionHistory` answers: every page, or one with `"maxItems"` / `"marker"` |
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "durable", rename_all = "lowercase", rename_all_fields = "camelCase")]
 #[non_exhaustive]
@@ -141,10 +141,17 @@ pub enum SelfHostedEvent {
         /// The execution.
         execution_arn: String,
     },
-    /// An execution's history.
+    /// An execution's history: every page, or one page when `marker` or `maxItems` is
+    /// given (a Lambda response carries at most 6 MB).
     History {
         /// The execution.
         execution_arn: String,
+        /// Continue after this marker (the `NextMarker` of the previous page).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        marker: Option<String>,
+        /// At most this many events (1 to 1,000).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_items: Option<usize>,
     },
 }
 
@@ -420,10 +427,15 @@ impl SelfHosted {
                 let got = self.service(inv).get_execution(&execution_arn).await.map_err(service_error)?;
                 serde_json::to_value(got).map_err(|e| transient(e.to_string()))
             }
-            SelfHostedEvent::History { execution_arn } => {
+            SelfHostedEvent::History { execution_arn, marker, max_items } => {
                 let service = self.service(inv);
+                let paged = marker.is_some() || max_items.is_some();
+                let mut q = HistoryQuery { include_data: true, marker, max_items, ..HistoryQuery::default() };
+                if paged {
+                    let page = service.history(&execution_arn, &q).await.map_err(service_error)?;
+                    return serde_json::to_value(page).map_err(|e| transient(e.to_string()));
+                }
                 let mut events = Vec::new();
-                let mut q = HistoryQuery { include_data: true, ..HistoryQuery::default() };
                 loop {
                     let page = service.history(&execution_arn, &q).await.map_err(service_error)?;
                     events.extend(page.events);

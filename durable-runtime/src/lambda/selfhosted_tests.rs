@@ -176,6 +176,12 @@ async fn start_wait_callback_and_duplicate_resumes() {
     assert_eq!(got["DurableExecutionName"], "o-1");
     let history = f.send("orders", json!({"durable": "history", "executionArn": arn})).await.unwrap();
     assert_eq!(history["Events"].as_array().unwrap().len(), run.history.len());
+    let page = f.send("orders", json!({"durable": "history", "executionArn": arn, "maxItems": 5})).await.unwrap();
+    assert_eq!(page["Events"].as_array().unwrap().len(), 5);
+    let marker = page["NextMarker"].as_str().unwrap();
+    let rest = f.send("orders", json!({"durable": "history", "executionArn": arn, "marker": marker})).await.unwrap();
+    assert_eq!(rest["Events"].as_array().unwrap().len(), run.history.len() - 5);
+    assert_eq!(rest["Events"][0]["EventId"], 6);
 }
 
 #[tokio::test(flavor = "current_thread")]
