@@ -9,7 +9,9 @@
 //!
 //! **Wake-ups.** An invocation that suspends leaves the execution's next wake-up time on its
 //! record (`wake_at`, indexed by the store's `due` index). Within SQS's limit of 15 minutes
-//! the invocation sends a `resume` message to the queue, delayed until then; later wake-ups
+//! the invocation sends a `resume` message to the queue, delayed until then; up to
+//! [`SelfHosted::relay_horizon`] (a day) it sends a relay, a `resume` carrying the wake-up
+//! time that each delivery sends on, 15 minutes at a time, until the time comes; later wake-ups
 //! (and any that got lost) are found by the sweeper, which lists the executions due at least
 //! [`SelfHosted::sweep_grace`] ago and sends each a `resume` at once. A `resume` of an
 //! execution that is not due (finished, waiting, or running under a live lease) does
@@ -58,6 +60,8 @@ pub const QUEUE_VAR: &str = "DURABLE_QUEUE_URL";
 pub const MARGIN_VAR: &str = "DURABLE_DEADLINE_MARGIN_SECONDS";
 /// The environment variable overriding [`SelfHosted::sweep_grace`] (seconds).
 pub const GRACE_VAR: &str = "DURABLE_SWEEP_GRACE_SECONDS";
+/// The environment variable overriding [`SelfHosted::relay_horizon`] (seconds).
+pub const RELAY_HORIZON_VAR: &str = "DURABLE_RELAY_HORIZON_SECONDS";
 
 /// A duration in (fractional) seconds from an environment variable.
 fn seconds_var(name: &str) -> Option<Duration> {
@@ -91,7 +95,7 @@ pub const MAX_QUEUE_DELAY: Duration = Duration::from_mins(15);
 /// | event | does |
 /// |---|---|
 /// | `{"durable":"start","input":..,"executionName":"o-1","timeoutSeconds":3600}` | starts an execution of this function (the name, optional, makes the start idempotent), runs it until it suspends or ends, answers its ARN and status |
-/// | `{"durable":"resume","executionArn":".."}` | runs the execution if it is due; otherwise nothing |
+/// | `{"durable":"resume","executionArn":".."}` | runs the execution if it is due; otherwise nothing (a relay, with `"wakeAt"`, is sent on towards its time) |
 /// | `{"durable":"callback","action":"succeed","callbackId":"..","result":..}` | completes a callback (`result` is any JSON value); `"action":"fail"` with `"error":{"ErrorType","ErrorMessage"}`; `"action":"heartbeat"` |
 /// | `{"durable":"sweep"}` | resumes every execution due for more than the grace period (the EventBridge schedule sends it) |
 /// | `{"durable":"get","executionArn":".."}` | the execution, as `GetDurableExecution` answers |
@@ -116,6 +120,12 @@ pub enum SelfHostedEvent {
     Resume {
         /// The execution.
         execution_arn: String,
+        /// A relay of a wake-up more than 15 minutes away: the wake-up time (epoch
+        /// milliseconds) it carries. Arriving before then, it is sent on (delayed again, up
+        /// to the queue's 15 minutes) if that is still the execution's next wake-up, and
+        /// dropped otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wake_at: Option<i64>,
     },
     /// Complete, fail or heartbeat a callback.
     Callback {
@@ -158,7 +168,7 @@ pub enum SelfHostedEvent {
 impl SelfHostedEvent {
     /// A `resume` of `arn`.
     pub fn resume(arn: impl Into<String>) -> Self {
-        SelfHostedEvent::Resume { execution_arn: arn.into() }
+        SelfHostedEvent::Resume { execution_arn: arn.into(), wake_at: None }
     }
 }
 
@@ -272,6 +282,7 @@ pub struct SelfHosted {
     lease_extra: Duration,
     sweep_grace: Duration,
     retry_delay: Duration,
+    relay_horizon: Duration,
 }
 
 impl std::fmt::Debug for SelfHosted {
@@ -279,6 +290,7 @@ impl std::fmt::Debug for SelfHosted {
         f.debug_struct("SelfHosted")
             .field("deadline_margin", &self.deadline_margin)
             .field("sweep_grace", &self.sweep_grace)
+            .field("relay_horizon", &self.relay_horizon)
             .finish_non_exhaustive()
     }
 }
@@ -296,7 +308,7 @@ const MAX_INLINE_RUNS: u32 = 20;
 impl SelfHosted {
     /// Self-hosted mode over `store`, waking executions through `wakeups`. Defaults: stop
     /// 10 s before the deadline, lease 30 s past it, sweep what is due for 10 s, retry a
-    /// transient failure after 1 s.
+    /// transient failure after 1 s, relay wake-ups up to 24 hours away.
     pub fn new(store: Arc<dyn Store>, wakeups: Rc<dyn Wakeups>) -> Self {
         SelfHosted {
             store,
@@ -306,14 +318,16 @@ impl SelfHosted {
             lease_extra: Duration::from_secs(30),
             sweep_grace: Duration::from_secs(10),
             retry_delay: Duration::from_secs(1),
+            relay_horizon: Duration::from_hours(24),
         }
     }
 
     /// From the environment: the DynamoDB table named by `DURABLE_TABLE` (else
     /// `DURABLE_DYNAMODB_TABLE`, as the local examples name it), SQS and Lambda
     /// clients (region, credentials, `AWS_ENDPOINT_URL_*`), the queue from
-    /// `DURABLE_QUEUE_URL`; optionally `DURABLE_DEADLINE_MARGIN_SECONDS` and
-    /// `DURABLE_SWEEP_GRACE_SECONDS`. `None` without `DURABLE_TABLE`.
+    /// `DURABLE_QUEUE_URL`; optionally `DURABLE_DEADLINE_MARGIN_SECONDS`,
+    /// `DURABLE_SWEEP_GRACE_SECONDS` and `DURABLE_RELAY_HORIZON_SECONDS`. `None` without
+    /// `DURABLE_TABLE`.
     pub async fn from_env() -> Option<Self> {
         let table = [TABLE_VAR, "DURABLE_DYNAMODB_TABLE"]
             .into_iter()
@@ -329,6 +343,9 @@ impl SelfHosted {
         }
         if let Some(grace) = seconds_var(GRACE_VAR) {
             mode = mode.sweep_grace(grace);
+        }
+        if let Some(horizon) = seconds_var(RELAY_HORIZON_VAR) {
+            mode = mode.relay_horizon(horizon);
         }
         Some(mode)
     }
@@ -355,6 +372,16 @@ impl SelfHosted {
     #[must_use]
     pub fn sweep_grace(mut self, grace: Duration) -> Self {
         self.sweep_grace = grace;
+        self
+    }
+
+    /// Wake-ups more than the queue's 15 minutes but at most this far away (default 24
+    /// hours) travel as a relay of delayed messages, one every 15 minutes (96 for a day),
+    /// and arrive on time; later ones are left to the sweep, up to a sweep period late.
+    /// `Duration::ZERO` leaves everything beyond 15 minutes to the sweep.
+    #[must_use]
+    pub fn relay_horizon(mut self, horizon: Duration) -> Self {
+        self.relay_horizon = horizon;
         self
     }
 
@@ -414,11 +441,13 @@ impl SelfHosted {
                     })
                     .await
                     .map_err(service_error)?;
-                let mut report = self.resume(functions, inv, &started.arn).await?;
+                let mut report = self.resume(functions, inv, &started.arn, None).await?;
                 report["created"] = Value::Bool(started.created);
                 Ok(report)
             }
-            SelfHostedEvent::Resume { execution_arn } => self.resume(functions, inv, &execution_arn).await,
+            SelfHostedEvent::Resume { execution_arn, wake_at } => {
+                self.resume(functions, inv, &execution_arn, wake_at).await
+            }
             SelfHostedEvent::Callback { callback_id, action, result, error } => {
                 self.callback(inv, &callback_id, action, result, error).await
             }
@@ -452,7 +481,15 @@ impl SelfHosted {
     /// Runs `arn` while it is due: begins a leased invocation, runs it until it suspends,
     /// ends or reaches the deadline margin, records the end, starts chained invokes, and
     /// schedules the next wake-up (or runs again at once when due at once).
-    async fn resume(&self, functions: &Functions, inv: &Invocation<'_>, arn: &str) -> Result<Value, Diagnostic> {
+    /// `relay` is the wake-up time a relayed `resume` carries (a wake-up beyond the queue's
+    /// 15 minutes travels as a chain of delayed messages).
+    async fn resume(
+        &self,
+        functions: &Functions,
+        inv: &Invocation<'_>,
+        arn: &str,
+        relay: Option<i64>,
+    ) -> Result<Value, Diagnostic> {
         let mut invocations = 0u32;
         let mut conflicts = 0u32;
         // At most a third of the time this event has, so that a function with a short
@@ -492,9 +529,12 @@ impl SelfHosted {
                 return Ok(report(&record, invocations));
             }
             if *record.function_name != *inv.function_name {
-                // Another function's execution (a resume routed through a shared queue).
+                // Another function's execution (a resume routed through a shared queue); a
+                // relay goes on until its time.
                 if invocations == 0 {
-                    self.wake(inv, &record.function_name, arn, Duration::ZERO).await;
+                    let left = relay.map_or(0, |w| w - self.clock.now().as_millis());
+                    let left = Duration::from_millis(u64::try_from(left).unwrap_or(0));
+                    self.wake(inv, &record.function_name, arn, left).await;
                 }
                 let mut r = report(&record, invocations);
                 r["forwardedTo"] = Value::String(record.function_name.to_string());
@@ -502,8 +542,20 @@ impl SelfHosted {
             }
             let now = self.clock.now();
             if record.wake_at.is_none_or(|w| w.as_millis() > now.as_millis()) {
-                // Not due: waiting, finished meanwhile, or running under a live lease.
-                return Ok(report(&record, invocations));
+                // Not due: waiting, finished meanwhile, or running under a live lease. A
+                // relay of the execution's next wake-up goes on towards it; a relay of any
+                // other time (a lease, a timer that changed) is dropped, so a duplicated
+                // relay dies out with its wake-up instead of multiplying.
+                let mut r = report(&record, invocations);
+                if invocations == 0
+                    && let (Some(relay), Some(wake_at)) = (relay, record.wake_at)
+                    && relay == wake_at.as_millis()
+                {
+                    let left = Duration::from_millis(u64::try_from(relay - now.as_millis()).unwrap_or(0));
+                    self.wake(inv, inv.function_name, arn, left).await;
+                    r["relayed"] = Value::Bool(true);
+                }
+                return Ok(r);
             }
             if invocations >= MAX_INLINE_RUNS || (invocations > 0 && inv.remaining().is_some_and(|r| r < margin * 2)) {
                 self.wake(inv, inv.function_name, arn, Duration::ZERO).await;
@@ -594,14 +646,22 @@ impl SelfHosted {
 
     /// Sends a `resume` of `arn` (an execution of `function`) due after `delay`: through
     /// the queue when it is this function's or delayed; by invoking the other function when
-    /// immediate; left to the sweeper beyond the queue's 15 minutes. Failures are logged,
-    /// not raised: the sweeper finds the execution when it is overdue.
+    /// immediate. Beyond the queue's 15 minutes and within the relay horizon, a relay: a
+    /// `resume` carrying the wake-up time, delayed 15 minutes, which the function sends on
+    /// until the time comes; beyond the horizon, the sweep's. Failures are logged, not
+    /// raised: the sweeper finds the execution when it is overdue.
     async fn wake(&self, inv: &Invocation<'_>, function: &str, arn: &str, delay: Duration) {
-        if delay > MAX_QUEUE_DELAY {
+        if delay > MAX_QUEUE_DELAY && delay > self.relay_horizon {
             tracing::debug!(execution_arn = arn, "wake-up in {delay:?}: left to the sweeper");
             return;
         }
-        let event = SelfHostedEvent::resume(arn);
+        let (event, delay) = if delay > MAX_QUEUE_DELAY {
+            let wake_at = plus(self.clock.now(), delay).as_millis();
+            tracing::debug!(execution_arn = arn, "wake-up in {delay:?}: relayed through the queue");
+            (SelfHostedEvent::Resume { execution_arn: arn.to_owned(), wake_at: Some(wake_at) }, MAX_QUEUE_DELAY)
+        } else {
+            (SelfHostedEvent::resume(arn), delay)
+        };
         let own = function == inv.function_name;
         if own || !delay.is_zero() {
             match self.wakeups.enqueue(&event, delay).await {

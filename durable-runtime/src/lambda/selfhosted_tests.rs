@@ -15,7 +15,7 @@ use durable_core::testing::TestRunner;
 use durable_core::{DurableContext, Error, handler};
 use serde_json::{Value, json};
 
-use super::selfhosted::{DEADLINE_ERROR_TYPE, INVALID_EVENT_ERROR_TYPE, Wakeups};
+use super::selfhosted::{DEADLINE_ERROR_TYPE, INVALID_EVENT_ERROR_TYPE, MAX_QUEUE_DELAY, Wakeups};
 use super::*;
 
 /// What the function sent: `(None, event, delay)` to its queue, `(Some(function), event, 0)`
@@ -79,7 +79,7 @@ impl Fixture {
 
 fn resume_of(event: &SelfHostedEvent) -> &str {
     match event {
-        SelfHostedEvent::Resume { execution_arn } => execution_arn,
+        SelfHostedEvent::Resume { execution_arn, .. } => execution_arn,
         other => panic!("not a resume: {other:?}"),
     }
 }
@@ -435,4 +435,88 @@ async fn without_a_queue_delayed_wake_ups_are_the_sweeps_and_immediate_ones_invo
     assert_eq!(sent[0].0.as_deref(), Some("orders"));
     let out = functions.handle(serde_json::to_value(&sent[0].1).unwrap(), "orders").await.unwrap();
     assert_eq!(out["result"], "\"rsv-o-9/t\"");
+}
+
+async fn long_nap(ctx: DurableContext, id: String) -> Result<String, Error> {
+    ctx.wait("long-nap", Duration::from_mins(40)).await?;
+    ctx.wait("short-nap", Duration::from_mins(1)).await?;
+    Ok(id)
+}
+
+/// The wake-up time a relayed resume carries.
+fn relay_of(event: &SelfHostedEvent) -> Option<i64> {
+    match event {
+        SelfHostedEvent::Resume { wake_at, .. } => *wake_at,
+        other => panic!("not a resume: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_wait_beyond_the_queues_15_minutes_is_relayed_to_the_minute_and_duplicates_die_out() {
+    let f = fixture(Functions::new().handler(handler(long_nap)));
+    let out = f.send("naps", json!({"durable": "start", "input": "n-1"})).await.unwrap();
+    let arn = out["executionArn"].as_str().unwrap().to_owned();
+    let due = f.runner.inspect(&arn).await.record.wake_at.unwrap().as_millis();
+
+    // 40 minutes: a relay delayed the queue's 15 minutes, carrying the wake-up time.
+    let sent = f.outbox.take();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0].0.as_deref(), sent[0].2), (None, MAX_QUEUE_DELAY));
+    assert_eq!(relay_of(&sent[0].1), Some(due));
+    let relay = serde_json::to_value(&sent[0].1).unwrap();
+    assert_eq!(relay["wakeAt"], json!(due), "on the wire: {relay}");
+
+    // Each hop runs nothing and sends the relay on: 15, then the 10 minutes left.
+    f.runner.advance(MAX_QUEUE_DELAY);
+    let out = f.send("naps", relay.clone()).await.unwrap();
+    assert_eq!((out["invocations"].clone(), out["relayed"].clone()), (json!(0), json!(true)));
+    let hop = f.outbox.take();
+    assert_eq!((hop.len(), hop[0].2, relay_of(&hop[0].1)), (1, MAX_QUEUE_DELAY, Some(due)));
+    // SQS delivered that hop twice: both go on (the duplicate lives as long as the wait).
+    f.runner.advance(MAX_QUEUE_DELAY);
+    let hop = serde_json::to_value(&hop[0].1).unwrap();
+    f.send("naps", hop.clone()).await.unwrap();
+    f.send("naps", hop).await.unwrap();
+    let last = f.outbox.take();
+    assert_eq!(last.len(), 2);
+    assert!(last.iter().all(|(_, e, d)| *d == Duration::from_mins(10) && relay_of(e).is_none()), "{last:?}");
+
+    // On time, the first runs the execution on to the next (short) wait; the duplicate
+    // finds nothing due and, being no relay, sends nothing.
+    f.runner.advance(Duration::from_mins(10));
+    let out = f.send("naps", serde_json::to_value(&last[0].1).unwrap()).await.unwrap();
+    assert_eq!(out["invocations"], 1);
+    let next = f.outbox.take();
+    assert_eq!((next.len(), next[0].2), (1, Duration::from_mins(1)));
+    let dup = f.send("naps", serde_json::to_value(&last[1].1).unwrap()).await.unwrap();
+    assert_eq!(dup["invocations"], 0);
+    assert!(f.outbox.take().is_empty());
+
+    // A stale relay (its wake-up time is no longer the execution's) is dropped.
+    let out = f.send("naps", relay).await.unwrap();
+    assert_eq!((out["invocations"].clone(), out.get("relayed")), (json!(0), None));
+    assert!(f.outbox.take().is_empty());
+
+    f.runner.advance(Duration::from_mins(1));
+    let out = f.send("naps", serde_json::to_value(&next[0].1).unwrap()).await.unwrap();
+    assert_eq!(out["result"], "\"n-1\"");
+}
+
+async fn two_day_nap(ctx: DurableContext, (): ()) -> Result<(), Error> {
+    ctx.wait("two-days", Duration::from_hours(48)).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_wait_beyond_the_relay_horizon_is_left_to_the_sweep() {
+    let f = fixture(Functions::new().handler(handler(two_day_nap)));
+    let out = f.send("naps", json!({"durable": "start"})).await.unwrap();
+    let arn = out["executionArn"].as_str().unwrap().to_owned();
+    assert!(f.outbox.take().is_empty(), "48 h is past the default 24 h horizon: no relay");
+    f.runner.advance(Duration::from_hours(48) + Duration::from_secs(11));
+    let swept = f.send("naps", json!({"durable": "sweep"})).await.unwrap();
+    assert_eq!(swept["resumed"], json!([arn]));
+    let sent = f.outbox.take();
+    let out = f.send("naps", serde_json::to_value(&sent[0].1).unwrap()).await.unwrap();
+    assert_eq!(out["status"], "SUCCEEDED");
 }
