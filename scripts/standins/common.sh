@@ -53,6 +53,32 @@ if [[ -z "${_STANDINS_COMMON_LOADED:-}" ]]; then
         printf '%s\n' "$venv"
     }
 
+    # standins_free_port: a port of 127.0.0.1 free at the moment of asking.
+    standins_free_port() {
+        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    }
+
+    # standins_wait_tcp PORT SECONDS PID LOG: waits until something accepts connections on
+    # 127.0.0.1:PORT, failing early (with LOG) if the process PID has died. A TCP connect,
+    # never an HTTP request: any request to cargo lambda watch's Invoke API runs the function.
+    standins_wait_tcp() {
+        local port="$1" seconds="$2" pid="$3" log="$4" i
+        for ((i = 0; i < seconds * 10; i++)); do
+            if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$port" 2>/dev/null; then
+                return 0
+            fi
+            if ! kill -0 "$pid" 2>/dev/null; then
+                echo "standins: the server (pid $pid) exited at start-up; its log:" >&2
+                cat "$log" >&2
+                return 1
+            fi
+            sleep 0.1
+        done
+        echo "standins: nothing accepted connections on 127.0.0.1:$port within $seconds s; the log:" >&2
+        cat "$log" >&2
+        return 1
+    }
+
     # standins_wait_http URL SECONDS PID: waits until URL answers 200, failing early if the
     # process PID has died.
     standins_wait_http() {

@@ -24,31 +24,6 @@ _lambda_standin_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
 source "$_lambda_standin_dir/common.sh"
 
-# A port nothing listens on now (the OS's pick for an ephemeral bind).
-_lambda_free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# _lambda_wait_tcp PORT SECONDS PID LOG: waits until something accepts on PORT. A TCP
-# connect, never an HTTP request: any request to watch's Invoke API runs the function.
-_lambda_wait_tcp() {
-    local port="$1" seconds="$2" pid="$3" log="$4" i
-    for ((i = 0; i < seconds * 10; i++)); do
-        if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$port" 2>/dev/null; then
-            return 0
-        fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "standins: the server (pid $pid) exited at start-up; its log:" >&2
-            cat "$log" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-    echo "standins: nothing accepted connections on 127.0.0.1:$port within $seconds s; the log:" >&2
-    cat "$log" >&2
-    return 1
-}
-
 standin_lambda_start() {
     local venv features dex_port watch_port dex_log watch_log dex_pid watch_pid skip_time
     venv="$(standins_venv lambda "$_lambda_standin_dir/requirements-lambda.txt")" || return 1
@@ -62,9 +37,9 @@ standin_lambda_start() {
     echo "standins: building the function binaries (features $features)" >&2
     (cd "$STANDINS_ROOT" && cargo build --bins --features "$features") || return 1
 
-    dex_port="$(_lambda_free_port)"
-    watch_port="$(_lambda_free_port)"
-    while [[ "$watch_port" == "$dex_port" ]]; do watch_port="$(_lambda_free_port)"; done
+    dex_port="$(standins_free_port)"
+    watch_port="$(standins_free_port)"
+    while [[ "$watch_port" == "$dex_port" ]]; do watch_port="$(standins_free_port)"; done
     dex_log="$STANDINS_CACHE/dex-$$.log"
     watch_log="$STANDINS_CACHE/watch-$$.log"
 
@@ -87,7 +62,7 @@ standin_lambda_start() {
     dex_pid=$!
     standins_on_exit "kill $dex_pid 2>/dev/null; wait $dex_pid 2>/dev/null; [[ -n \"\${DURABLE_KEEP_STANDIN_LOGS:-}\" ]] || rm -f '$dex_log'"
 
-    _lambda_wait_tcp "$watch_port" 60 "$watch_pid" "$watch_log" || return 1
+    standins_wait_tcp "$watch_port" 60 "$watch_pid" "$watch_log" || return 1
     standins_wait_http "http://127.0.0.1:$dex_port/health" 60 "$dex_pid" "$venv/bin/python" || {
         cat "$dex_log" >&2
         return 1

@@ -24,30 +24,6 @@ _selfhosted_standin_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
 source "$_selfhosted_standin_dir/common.sh"
 
-_selfhosted_free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# _selfhosted_wait_tcp PORT SECONDS PID LOG: a TCP connect, never an HTTP request (any
-# request to watch's Invoke API runs the function).
-_selfhosted_wait_tcp() {
-    local port="$1" seconds="$2" pid="$3" log="$4" i
-    for ((i = 0; i < seconds * 10; i++)); do
-        if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$port" 2>/dev/null; then
-            return 0
-        fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "standins: the server (pid $pid) exited at start-up; its log:" >&2
-            cat "$log" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-    echo "standins: nothing accepted connections on 127.0.0.1:$port within $seconds s; the log:" >&2
-    cat "$log" >&2
-    return 1
-}
-
 standin_selfhosted_start() {
     local moto_venv lambda_venv features sqs_port sqs_log sqs_pid watch_port watch_log watch_pid queue
     if [[ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]]; then
@@ -64,7 +40,7 @@ standin_selfhosted_start() {
     export AWS_EC2_METADATA_DISABLED=true
 
     # SQS: moto's ordinary threaded server (its SQS backend locks; DelaySeconds honoured).
-    sqs_port="$(_selfhosted_free_port)"
+    sqs_port="$(standins_free_port)"
     sqs_log="$STANDINS_CACHE/moto-sqs-$$.log"
     "$moto_venv/bin/python" -m moto.server -H 127.0.0.1 -p "$sqs_port" >"$sqs_log" 2>&1 &
     sqs_pid=$!
@@ -87,8 +63,8 @@ PY
     echo "standins: building the function binaries (features $features)" >&2
     (cd "$STANDINS_ROOT" && cargo build --bins --features "$features") || return 1
 
-    watch_port="$(_selfhosted_free_port)"
-    while [[ "$watch_port" == "$sqs_port" ]]; do watch_port="$(_selfhosted_free_port)"; done
+    watch_port="$(standins_free_port)"
+    while [[ "$watch_port" == "$sqs_port" ]]; do watch_port="$(standins_free_port)"; done
     watch_log="$STANDINS_CACHE/watch-selfhosted-$$.log"
     (cd "$STANDINS_ROOT" && exec "$lambda_venv/bin/cargo-lambda" lambda watch --ignore-changes --quiet \
         -A 127.0.0.1 -P "$watch_port" --concurrency 2 --features "$features" \
@@ -99,7 +75,7 @@ PY
         --env-var "AWS_EC2_METADATA_DISABLED=true,RUST_LOG=${DURABLE_LAMBDA_LOG:-info}") >"$watch_log" 2>&1 &
     watch_pid=$!
     standins_on_exit "kill $watch_pid 2>/dev/null; wait $watch_pid 2>/dev/null; [[ -n \"\${DURABLE_KEEP_STANDIN_LOGS:-}\" ]] || rm -f '$watch_log'"
-    _selfhosted_wait_tcp "$watch_port" 60 "$watch_pid" "$watch_log" || return 1
+    standins_wait_tcp "$watch_port" 60 "$watch_pid" "$watch_log" || return 1
     export DURABLE_SELFHOSTED_WATCH_ENDPOINT="http://127.0.0.1:$watch_port"
     export DURABLE_SELFHOSTED_LOGS="$watch_log:$sqs_log"
     echo "standins: self-hosted: cargo lambda watch (pid $watch_pid) at $DURABLE_SELFHOSTED_WATCH_ENDPOINT, moto SQS (pid $sqs_pid) at $AWS_ENDPOINT_URL_SQS, DynamoDB at $AWS_ENDPOINT_URL_DYNAMODB, table $DURABLE_TABLE" >&2
