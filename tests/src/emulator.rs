@@ -246,6 +246,24 @@ pub fn event_types(history: &[Value]) -> Vec<&str> {
     history.iter().filter_map(|e| e["EventType"].as_str()).collect()
 }
 
+/// The history of the `lambda-order` example's execution (two steps, the 2 s wait, the
+/// carrier's callback), the same in managed and in self-hosted mode.
+pub const LAMBDA_ORDER_HISTORY: &[&str] = &[
+    "ExecutionStarted",
+    "StepStarted",
+    "StepSucceeded",
+    "StepStarted",
+    "StepSucceeded",
+    "WaitStarted",
+    "InvocationCompleted",
+    "WaitSucceeded",
+    "CallbackStarted",
+    "InvocationCompleted",
+    "CallbackSucceeded",
+    "InvocationCompleted",
+    "ExecutionSucceeded",
+];
+
 /// How long a requirement may stay without a new event before the run ends (AWS's
 /// validator gives up after 30 s; nothing in a requirement takes half that).
 const IDLE_LIMIT: Duration = Duration::from_secs(12);

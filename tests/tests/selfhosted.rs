@@ -25,7 +25,7 @@ use durable::prelude::*;
 use durable::service::{CheckpointService, ServiceConfig, StartExecution};
 use durable::store::dynamodb::{DynamoOptions, DynamoStore};
 use durable::testing::{TestExecution, TestRunner};
-use durable_tests::emulator::Emulator;
+use durable_tests::emulator::{Emulator, LAMBDA_ORDER_HISTORY, event_types};
 use serde_json::{Value, json};
 
 /// The variable that holds watch's endpoint (`scripts/standins/selfhosted.sh` sets it).
@@ -187,10 +187,6 @@ fn callback_id(history: &[Value]) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn event_types(history: &[Value]) -> Vec<&str> {
-    history.iter().filter_map(|e| e["EventType"].as_str()).collect()
-}
-
 /// The order workflow, then a chained invoke across two functions: one after the other,
 /// since both play the event source mapping of the same queue.
 #[tokio::test(flavor = "current_thread")]
@@ -254,25 +250,7 @@ async fn order_workflow_waits_takes_a_callback_and_recovers_a_lost_wake_up(aws: 
         json!({"order": "o-77", "reservation": "rsv-o-77", "payment": "pay-o-77-1", "shipment": "trk-42"})
     );
     let history = aws.history(&arn).await;
-    assert_eq!(
-        event_types(&history),
-        [
-            "ExecutionStarted",
-            "StepStarted",
-            "StepSucceeded",
-            "StepStarted",
-            "StepSucceeded",
-            "WaitStarted",
-            "InvocationCompleted",
-            "WaitSucceeded",
-            "CallbackStarted",
-            "InvocationCompleted",
-            "CallbackSucceeded",
-            "InvocationCompleted",
-            "ExecutionSucceeded",
-        ],
-        "{history:#?}"
-    );
+    assert_eq!(event_types(&history), LAMBDA_ORDER_HISTORY, "{history:#?}");
     let callback = history.iter().find(|e| e["EventType"] == "CallbackSucceeded").unwrap();
     assert_eq!(callback["CallbackSucceededDetails"]["Result"]["Payload"], "\"trk-42\"");
 

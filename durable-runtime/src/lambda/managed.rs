@@ -17,6 +17,7 @@ use durable_core::model::{
 use lambda_runtime::Diagnostic;
 
 use super::convert::{state_from_sdk, update_to_sdk};
+use super::describe;
 
 /// The page size asked of `GetDurableExecutionState` (the API's maximum, as AWS's SDKs ask).
 const STATE_PAGE_ITEMS: i32 = 1000;
@@ -156,18 +157,6 @@ pub(crate) fn classify_answer(status: u16, code: &str, message: &str) -> Checkpo
         return CheckpointError::Rejected(ErrorObject::new(error_type, text));
     }
     CheckpointError::Retryable(text)
-}
-
-/// The error and its sources, one line.
-fn describe(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Runs one managed invocation of `handler` and turns its outcome into the function's

@@ -49,7 +49,7 @@ use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::Functions;
+use super::{Functions, describe};
 
 /// The environment variable naming the DynamoDB table (self-hosted mode is off without it).
 pub const TABLE_VAR: &str = "DURABLE_TABLE";
@@ -258,18 +258,6 @@ impl Wakeups for AwsWakeups {
             .map_err(|e| describe(&e))?;
         Ok(())
     }
-}
-
-/// The error and its sources, one line.
-fn describe(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Self-hosted mode's store, wake-up channels and timing. See the [module
