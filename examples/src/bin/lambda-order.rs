@@ -66,7 +66,7 @@ async fn main() -> std::result::Result<(), durable::lambda::lambda_runtime::Erro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use durable::model::ExecutionStatus;
+    use durable::model::{ExecutionStatus, OperationStatus};
     use durable::testing::TestRunner;
 
     #[tokio::test(flavor = "current_thread")]
@@ -74,11 +74,18 @@ mod tests {
         let runner = TestRunner::new();
         runner.register("lambda-order", handler(process_order));
         let order = Order { id: "o-1".into(), amount_cents: 1999 };
-        let run = runner.run(process_order, &order).await;
+        // Without skipping time past the carrier's timeout (`run` would): settle, let the
+        // 2 s cool-off pass, settle again.
+        let h = handler(process_order);
+        let arn = runner.start("lambda-order", None, Some(serde_json::to_string(&order).unwrap())).await.unwrap();
+        let run = runner.settle(&h, &arn).await;
+        assert_eq!(run.operation("cool-off").map(|o| o.status), Some(OperationStatus::Started), "waiting");
+        runner.advance(std::time::Duration::from_secs(2));
+        let run = runner.settle(&h, &arn).await;
         assert_eq!(run.status(), ExecutionStatus::Running, "suspended on the callback");
         let ids = runner.callback_ids(run.arn()).await;
         runner.callback_success(&ids[0], "\"trk-42\"").await.unwrap();
-        let run = runner.settle(&handler(process_order), run.arn()).await;
+        let run = runner.settle(&h, run.arn()).await;
         let receipt: Receipt = run.result().unwrap();
         assert_eq!(
             receipt,
