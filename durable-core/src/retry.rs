@@ -48,7 +48,8 @@ pub enum Jitter {
 }
 
 impl Jitter {
-    fn apply(self, base_secs: f64) -> f64 {
+    /// A delay of `base_secs` with this jitter applied.
+    pub(crate) fn apply(self, base_secs: f64) -> f64 {
         match self {
             Jitter::None => base_secs,
             Jitter::Full => rand::random::<f64>() * base_secs,

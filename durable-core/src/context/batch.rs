@@ -255,6 +255,33 @@ struct Batch<'a, T> {
     serdes: Arc<dyn Serdes<BatchResult<T>>>,
 }
 
+impl<T: Serialize + DeserializeOwned + 'static> Batch<'_, T> {
+    /// A batch operation of `ctx` with the defaults: no branches yet, no concurrency
+    /// limit, every item awaited, nested item contexts, JSON codecs.
+    fn new(
+        ctx: &DurableContext,
+        name: Name,
+        sub_type: &'static str,
+        item_sub_type: &'static str,
+        summary_type: &'static str,
+    ) -> Self {
+        Batch {
+            ctx: ctx.clone(),
+            op: ctx.next_op(),
+            name,
+            sub_type,
+            item_sub_type,
+            summary_type,
+            branches: Vec::new(),
+            max_concurrency: None,
+            completion: CompletionConfig::default(),
+            nesting: Nesting::Nested,
+            item_serdes: Arc::new(Json),
+            serdes: Arc::new(Json),
+        }
+    }
+}
+
 /// Whether a batch of `total` items is complete, and why.
 fn completion_of(
     config: CompletionConfig,
@@ -295,11 +322,11 @@ impl<'a, T: Serialize + DeserializeOwned + 'static> Batch<'a, T> {
     }
 
     fn update(&self, action: OperationAction) -> OperationUpdate {
-        let mut u = OperationUpdate::new(self.op.id.clone(), OperationType::Context, action);
-        u.parent_id.clone_from(&self.ctx.scope.parent_id);
-        u.name = self.name.shared();
-        u.sub_type = Some(SubType::new(self.sub_type));
-        u
+        OperationUpdate::new(self.op.id.clone(), OperationType::Context, action).placed(
+            self.ctx.scope.parent_id.clone(),
+            self.name.shared(),
+            SubType::new(self.sub_type),
+        )
     }
 
     async fn run(self) -> Result<BatchResult<T>, Error> {
@@ -418,10 +445,8 @@ impl<'a, T: Serialize + DeserializeOwned + 'static> Batch<'a, T> {
         if rebuild.is_some() {
             return Ok(result);
         }
-        let mut done = OperationUpdate::new(self.op.id.clone(), OperationType::Context, OperationAction::Succeed);
-        done.parent_id.clone_from(&self.ctx.scope.parent_id);
-        done.name = self.name.shared();
-        done.sub_type = Some(SubType::new(self.sub_type));
+        let mut done = OperationUpdate::new(self.op.id.clone(), OperationType::Context, OperationAction::Succeed)
+            .placed(self.ctx.scope.parent_id.clone(), self.name.shared(), SubType::new(self.sub_type));
         // The first run returns what a replay will: the result as its codec gives it back.
         let encoded = self.serdes.serialize(&result).and_then(|p| Ok((self.serdes.deserialize(&p)?, p)));
         let (back, payload) = match encoded {
@@ -508,20 +533,7 @@ impl DurableContext {
             items,
             make: Box::new(make),
             namer: None,
-            batch: Batch {
-                ctx: self.clone(),
-                op: self.next_op(),
-                name: name.into(),
-                sub_type: SubType::MAP,
-                item_sub_type: SubType::MAP_ITERATION,
-                summary_type: "MapResult",
-                branches: Vec::new(),
-                max_concurrency: None,
-                completion: CompletionConfig::default(),
-                nesting: Nesting::Nested,
-                item_serdes: Arc::new(Json),
-                serdes: Arc::new(Json),
-            },
+            batch: Batch::new(self, name.into(), SubType::MAP, SubType::MAP_ITERATION, "MapResult"),
         }
     }
 
@@ -533,22 +545,7 @@ impl DurableContext {
     where
         T: Serialize + DeserializeOwned + 'static,
     {
-        Parallel {
-            batch: Batch {
-                ctx: self.clone(),
-                op: self.next_op(),
-                name: name.into(),
-                sub_type: SubType::PARALLEL,
-                item_sub_type: SubType::PARALLEL_BRANCH,
-                summary_type: "ParallelResult",
-                branches: Vec::new(),
-                max_concurrency: None,
-                completion: CompletionConfig::default(),
-                nesting: Nesting::Nested,
-                item_serdes: Arc::new(Json),
-                serdes: Arc::new(Json),
-            },
-        }
+        Parallel { batch: Batch::new(self, name.into(), SubType::PARALLEL, SubType::PARALLEL_BRANCH, "ParallelResult") }
     }
 }
 

@@ -130,10 +130,8 @@ impl<T: 'static> CreateCallback<T> {
         let op = if let Some(op) = recorded {
             op
         } else {
-            let mut u = OperationUpdate::new(self.op.id.clone(), OperationType::Callback, OperationAction::Start);
-            u.parent_id.clone_from(&self.ctx.scope.parent_id);
-            u.name = self.name.shared();
-            u.sub_type = Some(SubType::new(self.sub_type.clone()));
+            let mut u = OperationUpdate::new(self.op.id.clone(), OperationType::Callback, OperationAction::Start)
+                .placed(self.ctx.scope.parent_id.clone(), self.name.shared(), SubType::new(self.sub_type.clone()));
             u.callback_options =
                 Some(CallbackOptions { timeout_seconds: Some(timeout), heartbeat_timeout_seconds: Some(heartbeat) });
             engine.enqueue_sync(u).await;

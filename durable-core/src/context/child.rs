@@ -100,11 +100,11 @@ where
 
 impl<T: 'static> Parts<T> {
     fn update(&self, action: OperationAction) -> OperationUpdate {
-        let mut u = OperationUpdate::new(self.op.id.clone(), OperationType::Context, action);
-        u.parent_id.clone_from(&self.ctx.scope.parent_id);
-        u.name = self.name.shared();
-        u.sub_type = Some(SubType::new(self.sub_type.clone()));
-        u
+        OperationUpdate::new(self.op.id.clone(), OperationType::Context, action).placed(
+            self.ctx.scope.parent_id.clone(),
+            self.name.shared(),
+            SubType::new(self.sub_type.clone()),
+        )
     }
 
     async fn run<E: Into<Error>>(self, f: impl AsyncFnOnce(DurableContext) -> Result<T, E>) -> Result<T, Error> {

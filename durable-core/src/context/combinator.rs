@@ -252,11 +252,11 @@ async fn combine<'a, T>(
     };
     let mut slots: Vec<Option<Member<'a, T>>> = members.into_iter().map(Some).collect();
     let update = |action| {
-        let mut u = OperationUpdate::new(op.id.clone(), OperationType::Context, action);
-        u.parent_id.clone_from(&parent);
-        u.name = name.shared();
-        u.sub_type = Some(SubType::new(kind.sub_type()));
-        u
+        OperationUpdate::new(op.id.clone(), OperationType::Context, action).placed(
+            parent.clone(),
+            name.shared(),
+            SubType::new(kind.sub_type()),
+        )
     };
     match recorded {
         Some(rec) if rec.status == OperationStatus::Succeeded => {

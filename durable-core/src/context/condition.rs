@@ -122,11 +122,7 @@ impl<S, F: Fn(&S) -> bool + Send + Sync> WaitStrategy<S> for PollUntil<F> {
         }
         let base = (self.initial_delay.as_secs_f64() * self.backoff_rate.powi(attempt.saturating_sub(1) as i32))
             .min(self.max_delay.as_secs_f64());
-        let jittered = match self.jitter {
-            Jitter::None => base,
-            Jitter::Full => rand::random::<f64>() * base,
-            Jitter::Half => base / 2.0 + rand::random::<f64>() * base / 2.0,
-        };
+        let jittered = self.jitter.apply(base);
         WaitDecision::Continue(Duration::from_secs(jittered.round().max(1.0) as u64))
     }
 }
@@ -190,11 +186,11 @@ where
     }
 
     fn update(&self, action: OperationAction) -> OperationUpdate {
-        let mut u = OperationUpdate::new(self.op.id.clone(), OperationType::Step, action);
-        u.parent_id.clone_from(&self.ctx.scope.parent_id);
-        u.name = self.name.shared();
-        u.sub_type = Some(SubType::new(self.sub_type.clone()));
-        u
+        OperationUpdate::new(self.op.id.clone(), OperationType::Step, action).placed(
+            self.ctx.scope.parent_id.clone(),
+            self.name.shared(),
+            SubType::new(self.sub_type.clone()),
+        )
     }
 
     async fn run(mut self) -> Result<S, Error> {

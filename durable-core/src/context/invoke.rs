@@ -114,10 +114,12 @@ impl<I: Serialize + 'static, O: 'static> Invoke<I, O> {
                     ));
                 }
                 let mut u =
-                    OperationUpdate::new(self.op.id.clone(), OperationType::ChainedInvoke, OperationAction::Start);
-                u.parent_id.clone_from(&self.ctx.scope.parent_id);
-                u.name = self.name.shared();
-                u.sub_type = Some(SubType::new(SubType::CHAINED_INVOKE));
+                    OperationUpdate::new(self.op.id.clone(), OperationType::ChainedInvoke, OperationAction::Start)
+                        .placed(
+                            self.ctx.scope.parent_id.clone(),
+                            self.name.shared(),
+                            SubType::new(SubType::CHAINED_INVOKE),
+                        );
                 u.payload = Some(payload.into());
                 u.chained_invoke_options = Some(ChainedInvokeOptions {
                     function_name: self.function_name.clone(),

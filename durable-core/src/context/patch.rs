@@ -64,10 +64,11 @@ impl DurableContext {
             };
             if recorded.is_none() {
                 for action in [OperationAction::Start, OperationAction::Succeed] {
-                    let mut u = OperationUpdate::new(op.id.clone(), OperationType::Step, action);
-                    u.parent_id.clone_from(&parent);
-                    u.name = Some(change_id.clone());
-                    u.sub_type = Some(SubType::new(PATCH_SUB_TYPE));
+                    let mut u = OperationUpdate::new(op.id.clone(), OperationType::Step, action).placed(
+                        parent.clone(),
+                        Some(change_id.clone()),
+                        SubType::new(PATCH_SUB_TYPE),
+                    );
                     if action == OperationAction::Succeed {
                         u.payload = Some("true".into());
                     }

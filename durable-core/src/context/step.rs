@@ -210,11 +210,11 @@ where
     }
 
     fn update(&self, action: OperationAction) -> OperationUpdate {
-        let mut u = OperationUpdate::new(self.op.id.clone(), OperationType::Step, action);
-        u.parent_id.clone_from(&self.ctx.scope.parent_id);
-        u.name = self.name.shared();
-        u.sub_type = Some(SubType::new(self.sub_type.clone()));
-        u
+        OperationUpdate::new(self.op.id.clone(), OperationType::Step, action).placed(
+            self.ctx.scope.parent_id.clone(),
+            self.name.shared(),
+            SubType::new(self.sub_type.clone()),
+        )
     }
 
     fn describe(&self) -> String {

@@ -75,10 +75,8 @@ impl Wait {
             }
             Some(_) => {}
             None => {
-                let mut u = OperationUpdate::new(self.op.id.clone(), OperationType::Wait, OperationAction::Start);
-                u.parent_id.clone_from(&self.ctx.scope.parent_id);
-                u.name = self.name.shared();
-                u.sub_type = Some(SubType::new(SubType::WAIT));
+                let mut u = OperationUpdate::new(self.op.id.clone(), OperationType::Wait, OperationAction::Start)
+                    .placed(self.ctx.scope.parent_id.clone(), self.name.shared(), SubType::new(SubType::WAIT));
                 u.wait_options = Some(WaitOptions { wait_seconds: Some(seconds) });
                 engine.enqueue_sync(u).await;
                 if engine.with_operation(&self.op.id, |op| op.is_some_and(|o| o.status == OperationStatus::Succeeded)) {

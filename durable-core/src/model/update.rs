@@ -139,6 +139,15 @@ pub struct OperationUpdate {
 }
 
 impl OperationUpdate {
+    /// The update placed in its context: its `ParentId`, `Name` and `SubType`.
+    #[must_use]
+    pub fn placed(mut self, parent_id: Option<Arc<str>>, name: Option<Arc<str>>, sub_type: SubType) -> Self {
+        self.parent_id = parent_id;
+        self.name = name;
+        self.sub_type = Some(sub_type);
+        self
+    }
+
     /// A bare update with no payload or options.
     pub fn new(id: impl Into<Arc<str>>, op_type: OperationType, action: OperationAction) -> Self {
         OperationUpdate {
