@@ -29,9 +29,9 @@ async fn scenario(ctx: DurableContext, (kind, n, size, wait): (String, u64, usiz
     let mut total = 0;
     for _ in 0..n {
         let out = if kind == "at-most-once" {
-            ctx.step("amo", async |_| Ok::<_, Error>("x".repeat(size))).at_most_once().await?
+            ctx.step("amo", async |_| Ok("x".repeat(size))).at_most_once().await?
         } else {
-            ctx.step("alo", async |_| Ok::<_, Error>("x".repeat(size))).await?
+            ctx.step("alo", async |_| Ok("x".repeat(size))).await?
         };
         total += out.len() as u64;
     }

@@ -25,14 +25,14 @@ pub trait Handler: 'static {
     }
 }
 
-/// A [`Handler`] made from an async function `fn(DurableContext, I) -> Result<O, E>`.
-pub struct FnHandler<F, I, O, E> {
+/// A [`Handler`] made from an async function (see [`handler`]).
+pub struct FnHandler<F, M> {
     f: F,
     plugins: Vec<Arc<dyn Plugin>>,
-    _marker: PhantomData<fn(I) -> (O, E)>,
+    _marker: PhantomData<fn() -> M>,
 }
 
-impl<F, I, O, E> FnHandler<F, I, O, E> {
+impl<F, M> FnHandler<F, M> {
     /// Adds a plugin; plugins are called in the order they were added.
     #[must_use]
     pub fn plugin(mut self, plugin: Arc<dyn Plugin>) -> Self {
@@ -41,24 +41,87 @@ impl<F, I, O, E> FnHandler<F, I, O, E> {
     }
 }
 
-/// Wraps an async function taking the context and a deserialisable input.
+/// An async function a durable handler can be made of: `async fn(DurableContext, I) ->
+/// Result<O, E>` or, for a function that takes no input, `async fn(DurableContext) ->
+/// Result<O, E>`. `I` is any deserialisable type, `O` any serialisable one; `E` is any
+/// error that converts into `Box<dyn std::error::Error + Send + Sync>`: [`Error`] itself,
+/// every standard error type, boxed errors, `anyhow::Error`, `String`. (Its recorded
+/// `ErrorType` is described at [`Error`].)
 ///
-/// ```
-/// use durable_core::{DurableContext, Error, Handler, handler};
-///
-/// async fn checkout(ctx: DurableContext, order_id: u64) -> Result<String, Error> {
-///     ctx.step("charge", async |_| Ok::<_, Error>(format!("paid {order_id}"))).await
-/// }
-///
-/// let h: Box<dyn Handler> = Box::new(handler(checkout));
-/// ```
-pub fn handler<F, Fut, I, O, E>(f: F) -> FnHandler<F, I, O, E>
+/// The marker `M` only tells the two shapes apart; it is inferred.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a durable function",
+    label = "not an `async fn(DurableContext, I) -> Result<O, E>` or `async fn(DurableContext) -> Result<O, E>`",
+    note = "the input `I` must be `Deserialize`, the output `O` `Serialize`, the error `E` convert into \
+            `Box<dyn std::error::Error + Send + Sync>` (`durable::Error`, any standard error, `anyhow::Error`), \
+            and the function and its future `'static`"
+)]
+pub trait DurableFn<M>: 'static {
+    /// Calls the function on the root context with the execution's input payload.
+    fn call(&self, ctx: DurableContext, input: Option<String>) -> LocalBoxFuture<'static, Result<String, Error>>;
+}
+
+/// Marks a [`DurableFn`] that takes an input of type `I`.
+pub struct WithInput<I, O, E>(PhantomData<fn(I) -> (O, E)>);
+
+/// Marks a [`DurableFn`] that takes no input.
+pub struct NoInput<O, E>(PhantomData<fn() -> (O, E)>);
+
+/// A function's outcome as the runners see it: the result's JSON, or a durable error.
+fn finish<O: Serialize, E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static>(
+    outcome: Result<O, E>,
+) -> Result<String, Error> {
+    let out = outcome.map_err(Error::from_any)?;
+    serde_json::to_string(&out).map_err(|e| Error::serdes(format!("cannot serialise the execution result: {e}")))
+}
+
+impl<F, Fut, I, O, E> DurableFn<WithInput<I, O, E>> for F
 where
     F: Fn(DurableContext, I) -> Fut + 'static,
     Fut: Future<Output = Result<O, E>> + 'static,
     I: DeserializeOwned + 'static,
     O: Serialize + 'static,
-    E: Into<Error> + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    fn call(&self, ctx: DurableContext, input: Option<String>) -> LocalBoxFuture<'static, Result<String, Error>> {
+        let fut = parse_input::<I>(input.as_deref()).map(|i| self(ctx, i));
+        Box::pin(async move { finish(fut?.await) })
+    }
+}
+
+impl<F, Fut, O, E> DurableFn<NoInput<O, E>> for F
+where
+    F: Fn(DurableContext) -> Fut + 'static,
+    Fut: Future<Output = Result<O, E>> + 'static,
+    O: Serialize + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    fn call(&self, ctx: DurableContext, _input: Option<String>) -> LocalBoxFuture<'static, Result<String, Error>> {
+        let fut = self(ctx);
+        Box::pin(async move { finish(fut.await) })
+    }
+}
+
+/// Wraps an async function taking the context (and, if it has one, a deserialisable
+/// input) as a [`Handler`].
+///
+/// ```
+/// use durable_core::{DurableContext, Handler, Result, handler};
+///
+/// async fn checkout(ctx: DurableContext, order_id: u64) -> Result<String> {
+///     ctx.step("charge", async |_| Ok(format!("paid {order_id}"))).await
+/// }
+///
+/// async fn nightly(ctx: DurableContext) -> std::result::Result<u32, Box<dyn std::error::Error + Send + Sync>> {
+///     let rows: u32 = ctx.step("count", async |_| Ok("42".parse()?)).await?;
+///     Ok(rows)
+/// }
+///
+/// let handlers: Vec<Box<dyn Handler>> = vec![Box::new(handler(checkout)), Box::new(handler(nightly))];
+/// ```
+pub fn handler<F, M>(f: F) -> FnHandler<F, M>
+where
+    F: DurableFn<M>,
 {
     FnHandler { f, plugins: Vec::new(), _marker: PhantomData }
 }
@@ -88,22 +151,9 @@ pub fn parse_input<I: DeserializeOwned>(input: Option<&str>) -> Result<I, Error>
     }
 }
 
-impl<F, Fut, I, O, E> Handler for FnHandler<F, I, O, E>
-where
-    F: Fn(DurableContext, I) -> Fut + 'static,
-    Fut: Future<Output = Result<O, E>> + 'static,
-    I: DeserializeOwned + 'static,
-    O: Serialize + 'static,
-    E: Into<Error> + 'static,
-{
+impl<F: DurableFn<M>, M: 'static> Handler for FnHandler<F, M> {
     fn call(&self, ctx: DurableContext, input: Option<String>) -> LocalBoxFuture<'static, Result<String, Error>> {
-        let parsed = parse_input::<I>(input.as_deref());
-        let fut = parsed.map(|i| (self.f)(ctx, i));
-        Box::pin(async move {
-            let out = fut?.await.map_err(Into::into)?;
-            serde_json::to_string(&out)
-                .map_err(|e| Error::serdes(format!("cannot serialise the execution result: {e}")))
-        })
+        self.f.call(ctx, input)
     }
 
     fn plugins(&self) -> Plugins {

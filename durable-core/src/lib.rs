@@ -30,16 +30,16 @@ pub mod testing;
 
 pub use context::{
     ALL_FAILED_ERROR_TYPE, BatchItem, BatchResult, COMPENSATION_FAILED_ERROR_TYPE, Callback, ChildContext,
-    CompletionConfig, CompletionReason, CreateCallback, DurableContext, Invoke, ItemStatus, Map, Name, Nesting, Now,
-    PATCH_SUB_TYPE, Parallel, PollUntil, Random, Saga, SagaStep, Step, StepContext, StepSemantics, Uuid, Wait,
-    WaitDecision, WaitForCallback, WaitForCondition, WaitStrategy, poll_until,
+    CompletionConfig, CompletionReason, CreateCallback, DurableContext, Invoke, ItemStatus, Map, Members, Name,
+    Nesting, Now, PATCH_SUB_TYPE, Parallel, PollUntil, Random, Saga, SagaStep, Step, StepContext, StepSemantics, Uuid,
+    Wait, WaitDecision, WaitForCallback, WaitForCondition, WaitStrategy, poll_until,
 };
 pub use durable_macros::durable;
 pub use error::{
-    Error, ErrorKind, PAYLOAD_TOO_LARGE_ERROR_TYPE, Result, SERDES_ERROR_TYPE, STEP_INTERRUPTED_ERROR_TYPE,
+    Error, ErrorKind, PAYLOAD_TOO_LARGE_ERROR_TYPE, Result, ResultExt, SERDES_ERROR_TYPE, STEP_INTERRUPTED_ERROR_TYPE,
     VALIDATION_ERROR_TYPE,
 };
-pub use handler::{FnHandler, Handler, handler};
+pub use handler::{DurableFn, FnHandler, Handler, handler};
 
 /// Support code for `#[durable]` and the logging macros. **Not public API**: anything
 /// here may change in any release.

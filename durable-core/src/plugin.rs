@@ -28,7 +28,7 @@
 //! }
 //!
 //! async fn greet(ctx: DurableContext, name: String) -> Result<String, Error> {
-//!     ctx.step("greet", async |_| Ok::<_, Error>(format!("Hello, {name}!"))).await
+//!     ctx.step("greet", async |_| Ok(format!("Hello, {name}!"))).await
 //! }
 //!
 //! let h = handler(greet).plugin(Arc::new(Audit));

@@ -21,7 +21,7 @@
 //! use durable_core::{DurableContext, Error, handler};
 //!
 //! async fn greet(ctx: DurableContext, name: String) -> Result<String, Error> {
-//!     ctx.step("greet", async |_| Ok::<_, Error>(format!("Hello, {name}!"))).await
+//!     ctx.step("greet", async |_| Ok(format!("Hello, {name}!"))).await
 //! }
 //!
 //! let saved = std::fs::read_to_string("history.json").unwrap();
@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
@@ -40,88 +41,14 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::checkpoint::{CheckpointError, Checkpointer, Limits};
-use crate::engine::{Expect, InvocationOutcome, NON_DETERMINISTIC_ERROR_TYPE, run_for_replay_check};
+pub use crate::engine::{Divergence, Frontier, OperationShape};
+use crate::engine::{InvocationOutcome, NON_DETERMINISTIC_ERROR_TYPE, Observer, run_observed};
 use crate::handler::Handler;
 use crate::model::{
     CallbackDetails, ChainedInvokeDetails, CheckpointDurableExecutionResponse, ContextDetails,
     DurableExecutionInvocationInput, ErrorObject, Event, EventType, ExecutionDetails, ExecutionState, InvocationStatus,
     Operation, OperationStatus, OperationType, OperationUpdate, Timestamp, WaitDetails,
 };
-
-/// What identifies an operation to replay: type, sub-type, name and parent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OperationShape {
-    /// `STEP`, `WAIT`, `CONTEXT`...
-    pub op_type: OperationType,
-    /// `Step`, `Wait`, `Map`...
-    pub sub_type: Option<String>,
-    /// The operation's name.
-    pub name: Option<String>,
-    /// The parent context's operation id.
-    pub parent_id: Option<String>,
-}
-
-impl OperationShape {
-    pub(crate) fn of_record(op: &Operation) -> Self {
-        OperationShape {
-            op_type: op.op_type,
-            sub_type: op.sub_type.as_ref().map(|s| s.as_str().to_owned()),
-            name: op.name.as_deref().map(str::to_owned),
-            parent_id: op.parent_id.as_deref().map(str::to_owned),
-        }
-    }
-
-    pub(crate) fn of_call(expect: &Expect<'_>) -> Self {
-        OperationShape {
-            op_type: expect.op_type,
-            sub_type: Some(expect.sub_type.to_owned()),
-            name: expect.name.map(str::to_owned),
-            parent_id: expect.parent_id.map(str::to_owned),
-        }
-    }
-}
-
-impl fmt::Display for OperationShape {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.op_type, self.sub_type.as_deref().unwrap_or("-"))?;
-        match &self.name {
-            Some(n) => write!(f, " named {n:?}")?,
-            None => f.write_str(" (unnamed)")?,
-        }
-        match &self.parent_id {
-            Some(p) => write!(f, " under {p}"),
-            None => f.write_str(" at the root"),
-        }
-    }
-}
-
-/// Where the code first differs from the history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Divergence {
-    /// The operation id both sides share.
-    pub operation_id: String,
-    /// The call site in the current code (`file:line`-free: the function and label the
-    /// macro gives it, or the positional call).
-    pub call_site: String,
-    /// What the history recorded at that id.
-    pub recorded: Option<OperationShape>,
-    /// What the code calls there now.
-    pub current: Option<OperationShape>,
-    /// The full message (as the execution would fail with).
-    pub message: String,
-}
-
-/// Where the code goes past the recorded history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Frontier {
-    /// The id of the first new operation (or of the step whose body would run).
-    pub operation_id: String,
-    /// Its call site.
-    pub call_site: String,
-}
 
 /// The verdict of a replay check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -441,8 +368,28 @@ impl Checkpointer for Discard {
     }
 }
 
+/// What the replay tester sees of the engine: the first divergence, the first point where
+/// the code goes past the history.
+#[derive(Default)]
+struct Watcher {
+    divergence: RefCell<Option<Divergence>>,
+    frontier: RefCell<Option<Frontier>>,
+}
+
+impl Observer for Watcher {
+    fn diverged(&self, divergence: &Divergence) {
+        self.divergence.borrow_mut().get_or_insert_with(|| divergence.clone());
+    }
+
+    fn reached_frontier(&self, frontier: Frontier) {
+        self.frontier.borrow_mut().get_or_insert(frontier);
+    }
+}
+
 /// Replays `recorded` through `handler` and reports whether the code still matches it.
-/// Runs no step body and starts no new operation (see the module docs).
+/// Runs no step body and starts no new operation (see the module docs). The verdicts
+/// follow the engine's replay checks exactly: what would fail a real replay is
+/// [`Verdict::Diverged`] here.
 pub async fn check(handler: &dyn Handler, recorded: &RecordedExecution) -> ReplayReport {
     let recorded_count = recorded.operations.iter().filter(|o| o.op_type != OperationType::Execution).count();
     let mut operations = recorded.operations.clone();
@@ -463,12 +410,13 @@ pub async fn check(handler: &dyn Handler, recorded: &RecordedExecution) -> Repla
         initial_execution_state: ExecutionState { operations, next_marker: None },
         updated_operation_ids: None,
     };
+    let watcher = Rc::new(Watcher::default());
     let (outcome, engine) =
-        run_for_replay_check(input, Rc::new(Discard), |ctx, payload| handler.call(ctx, payload)).await;
+        run_observed(input, Rc::new(Discard), watcher.clone(), |ctx, payload| handler.call(ctx, payload)).await;
     let unreached: Vec<(String, OperationShape)> =
         engine.unvisited_operations().iter().map(|o| (o.id.to_string(), OperationShape::of_record(o))).collect();
-    let continues_at = engine.frontier.borrow().clone();
-    let divergence = engine.divergence.borrow().clone();
+    let continues_at = watcher.frontier.borrow().clone();
+    let divergence = watcher.divergence.borrow().clone();
     let verdict = match (divergence, outcome) {
         (Some(d), _) => Verdict::Diverged(d),
         (None, InvocationOutcome::Output(out)) => match (out.status, &recorded.outcome) {
@@ -504,90 +452,6 @@ pub async fn check(handler: &dyn Handler, recorded: &RecordedExecution) -> Repla
         }
     };
     ReplayReport { verdict, replayed_operations: recorded_count - unreached.len(), continues_at, unreached }
-}
-
-/// A ready-made command line for a replay check, for a binary of your own that lists your
-/// handlers:
-///
-/// ```no_run
-/// use durable_core::{DurableContext, Error, Handler, handler};
-///
-/// async fn order(ctx: DurableContext, id: String) -> Result<String, Error> {
-///     ctx.step("charge", async |_| Ok::<_, Error>(id.clone())).await
-/// }
-///
-/// fn main() -> std::process::ExitCode {
-///     let order = handler(order);
-///     durable_core::replay::cli(&[("order", &order as &dyn Handler)])
-/// }
-/// ```
-///
-/// Usage: `replay-check [--json] <function> <history.json | ->`. Exit status 0 when
-/// compatible, 1 when not, 2 on a usage or input error. The arguments are the process's
-/// own; [`cli_with_args`] takes them from elsewhere (a subcommand of a larger binary).
-pub fn cli(handlers: &[(&str, &dyn Handler)]) -> std::process::ExitCode {
-    cli_with_args(std::env::args().skip(1), handlers)
-}
-
-/// [`cli`] with the arguments given (without the program's name): for a binary that offers
-/// the replay check as one of its subcommands, as `cargo run --bin order -- replay-check
-/// process-order history.json` does in the examples.
-pub fn cli_with_args(
-    args: impl IntoIterator<Item = String>,
-    handlers: &[(&str, &dyn Handler)],
-) -> std::process::ExitCode {
-    use std::io::Read as _;
-    use std::process::ExitCode;
-
-    let names = handlers.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
-    let usage = format!("usage: replay-check [--json] <function> <history.json | ->\nfunctions: {names}");
-    let mut json = false;
-    let mut positional = Vec::new();
-    for arg in args {
-        match arg.as_str() {
-            "--json" => json = true,
-            "-h" | "--help" => {
-                println!("{usage}");
-                return ExitCode::SUCCESS;
-            }
-            _ => positional.push(arg),
-        }
-    }
-    let [function, path] = positional.as_slice() else {
-        eprintln!("{usage}");
-        return ExitCode::from(2);
-    };
-    let Some((_, handler)) = handlers.iter().find(|(n, _)| n == function) else {
-        eprintln!("replay-check: no function named {function:?}\n{usage}");
-        return ExitCode::from(2);
-    };
-    let text = if path == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map(|_| s)
-    } else {
-        std::fs::read_to_string(path)
-    };
-    let text = match text {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("replay-check: cannot read {path}: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let recorded = match RecordedExecution::from_json(&text) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("replay-check: {path}: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let report = futures::executor::block_on(check(*handler, &recorded));
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("a report serialises"));
-    } else {
-        print!("{report}");
-    }
-    if report.is_compatible() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 fn same_json(a: Option<&str>, b: Option<&str>) -> bool {

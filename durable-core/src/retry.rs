@@ -225,15 +225,26 @@ impl Backoff {
         };
         raw.min(self.max_delay.as_secs_f64())
     }
+
+    /// Whether `attempts_made` attempts are all the strategy allows.
+    pub(crate) fn exhausted(&self, attempts_made: u32) -> bool {
+        attempts_made >= self.max_attempts
+    }
+
+    /// The delay after attempt `attempts_made`, jitter applied, in whole seconds (at
+    /// least 1).
+    pub(crate) fn delay(&self, attempts_made: u32) -> Duration {
+        let secs = self.jitter.apply(self.base_delay_secs(attempts_made)).ceil().max(1.0);
+        Duration::from_secs(secs as u64)
+    }
 }
 
 impl RetryStrategy for Backoff {
     fn decide(&self, error: &ErrorObject, attempts_made: u32) -> RetryDecision {
-        if attempts_made >= self.max_attempts || !self.is_retryable(error) {
+        if self.exhausted(attempts_made) || !self.is_retryable(error) {
             return RetryDecision::Stop;
         }
-        let secs = self.jitter.apply(self.base_delay_secs(attempts_made)).ceil().max(1.0);
-        RetryDecision::Retry(Duration::from_secs(secs as u64))
+        RetryDecision::Retry(self.delay(attempts_made))
     }
 }
 

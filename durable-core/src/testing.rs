@@ -7,7 +7,7 @@
 //! use durable_core::{DurableContext, Error, testing::TestRunner};
 //!
 //! async fn greet(ctx: DurableContext, name: String) -> Result<String, Error> {
-//!     let greeting = ctx.step("greet", async |_| Ok::<_, Error>(format!("hello {name}"))).await?;
+//!     let greeting = ctx.step("greet", async |_| Ok(format!("hello {name}"))).await?;
 //!     ctx.wait("nap", Duration::from_hours(1)).await?;
 //!     Ok(greeting)
 //! }
@@ -29,8 +29,8 @@
 //! use std::time::Duration;
 //! use durable_core::{DurableContext, Error, handler, model::ExecutionStatus, testing::TestRunner};
 //!
-//! async fn approve(ctx: DurableContext, (): ()) -> Result<String, Error> {
-//!     ctx.wait_for_callback::<String, Error, _>("manager", async |_id: String, _| Ok(()))
+//! async fn approve(ctx: DurableContext) -> Result<String, Error> {
+//!     ctx.wait_for_callback::<String>("manager", async |_id: String, _| Ok(()))
 //!         .timeout(Duration::from_hours(24))
 //!         .await
 //! }
@@ -49,7 +49,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,10 +58,9 @@ use serde::de::DeserializeOwned;
 
 use crate::checkpoint::Limits;
 use crate::clock::ManualClock;
-use crate::context::DurableContext;
 use crate::engine::{InvocationOutcome, run_invocation};
 use crate::error::Error;
-use crate::handler::{Handler, handler};
+use crate::handler::{DurableFn, Handler, handler};
 use crate::model::{
     DurableExecutionInvocationOutput, ErrorObject, Event, EventType, ExecutionStatus, Operation, Timestamp,
 };
@@ -159,13 +157,10 @@ impl TestRunner {
 
     /// Starts `f` with `input` and runs it to the end (or until it waits on something
     /// only the outside world can complete).
-    pub async fn run<F, Fut, I, O, E>(&self, f: F, input: impl Serialize) -> TestExecution
+    pub async fn run<F, M>(&self, f: F, input: impl Serialize) -> TestExecution
     where
-        F: Fn(DurableContext, I) -> Fut + 'static,
-        Fut: Future<Output = Result<O, E>> + 'static,
-        I: DeserializeOwned + 'static,
-        O: Serialize + 'static,
-        E: Into<Error> + 'static,
+        F: DurableFn<M>,
+        M: 'static,
     {
         self.run_handler(&handler(f), &serde_json::to_string(&input).expect("input serialises")).await
     }

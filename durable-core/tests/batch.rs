@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use durable_core::model::{EventType, ExecutionStatus, OperationType};
+use durable_core::model::{ErrorObject, EventType, ExecutionStatus, OperationStatus, OperationType};
 use durable_core::testing::{TestExecution, TestRunner};
 use durable_core::{
     BatchResult, CompletionConfig, CompletionReason, DurableContext, Error, ErrorKind, ItemStatus, Nesting,
@@ -37,7 +37,7 @@ async fn map_runs_items_as_child_contexts_in_index_order() {
             let batch = ctx
                 .map("double", items, async |c: DurableContext, item: u32, _i| {
                     *count.borrow_mut() += 1;
-                    c.step("times two", async |_| Ok::<_, Error>(item * 2)).await
+                    c.step("times two", async |_| Ok(item * 2)).await
                 })
                 .await?;
             ctx.wait("after", Duration::from_secs(5)).await?;
@@ -72,7 +72,7 @@ async fn a_suspended_item_keeps_its_slot() {
         let batch = ctx
             .map("slow", vec![0u32, 1, 2, 3, 4], async |c: DurableContext, item: u32, i| {
                 c.wait(format!("nap {i}"), Duration::from_secs(10)).await?;
-                Ok::<_, Error>(item)
+                Ok(item)
             })
             .max_concurrency(2)
             .await?;
@@ -124,7 +124,7 @@ async fn completion_rules_stop_the_batch_and_failures_are_data() {
                 if item == 0 {
                     c.wait("slow", Duration::from_hours(1)).await?;
                 }
-                Ok::<_, Error>(item)
+                Ok(item)
             })
             .completion(CompletionConfig::min_successful(2))
             .await?;
@@ -156,12 +156,10 @@ async fn parallel_runs_named_and_unnamed_branches() {
     let f = |ctx: DurableContext, (): ()| async move {
         let batch = ctx
             .parallel::<String>("fan out")
-            .branch_named("fetch user", async |c: DurableContext| {
-                c.step("get", async |_| Ok::<_, Error>("ada".to_owned())).await
-            })
+            .branch_named("fetch user", async |c: DurableContext| c.step("get", async |_| Ok("ada".to_owned())).await)
             .branch(async |c: DurableContext| {
                 c.wait("pause", Duration::from_secs(3)).await?;
-                Ok::<_, Error>("later".to_owned())
+                Ok("later".to_owned())
             })
             .max_concurrency(2)
             .await?;
@@ -182,7 +180,7 @@ async fn flat_nesting_records_no_item_contexts() {
     let f = |ctx: DurableContext, (): ()| async move {
         let batch = ctx
             .map("flat", vec![1u32, 2], async |c: DurableContext, item: u32, _| {
-                c.step("inc", async |_| Ok::<_, Error>(item + 1)).await
+                c.step("inc", async |_| Ok(item + 1)).await
             })
             .nesting(Nesting::Flat)
             .item_serdes(durable_core::serdes::Json)
@@ -204,18 +202,15 @@ async fn flat_nesting_records_no_item_contexts() {
 #[tokio::test]
 async fn item_names_validation_and_large_results() {
     let f = |ctx: DurableContext, (): ()| async move {
-        let zero = ctx
-            .map("bad", vec![1u32], async |_c: DurableContext, i: u32, _| Ok::<_, Error>(i))
-            .max_concurrency(0)
-            .await;
+        let zero = ctx.map("bad", vec![1u32], async |_c: DurableContext, i: u32, _| Ok(i)).max_concurrency(0).await;
         assert_eq!(zero.unwrap_err().kind(), ErrorKind::Validation);
         let too_many = ctx
-            .map("bad2", vec![1u32], async |_c: DurableContext, i: u32, _| Ok::<_, Error>(i))
+            .map("bad2", vec![1u32], async |_c: DurableContext, i: u32, _| Ok(i))
             .completion(CompletionConfig::min_successful(2))
             .await;
         assert_eq!(too_many.unwrap_err().kind(), ErrorKind::Validation);
         let named = ctx
-            .map("named", vec!["a", "b"], async |_c: DurableContext, s: &str, _| Ok::<_, Error>(s.len()))
+            .map("named", vec!["a", "b"], async |_c: DurableContext, s: &str, _| Ok(s.len()))
             .item_namer(|s: &&str, i| format!("letter {i} {s}"))
             .await?;
         Ok::<_, Error>(named.success_count())
@@ -236,7 +231,7 @@ async fn item_names_validation_and_large_results() {
                 .map("big", vec![b'a', b'b', b'c', b'd'], async |c: DurableContext, ch: u8, _| {
                     c.step("fill", async |_| {
                         *count.borrow_mut() += 1;
-                        Ok::<_, Error>(String::from(char::from(ch)).repeat(100 * 1024))
+                        Ok(String::from(char::from(ch)).repeat(100 * 1024))
                     })
                     .await
                 })
@@ -311,9 +306,9 @@ async fn the_whole_result_goes_through_its_codec() {
     let g = |ctx: DurableContext, (): ()| async move {
         let batch = ctx
             .parallel::<u8>("p")
-            .branch(async |_c: DurableContext| Ok::<_, Error>(1))
+            .branch(async |_c: DurableContext| Ok(1))
             .branch(async |_c: DurableContext| Err::<u8, _>(Error::new("Bad", "no")))
-            .branch(async |_c: DurableContext| Ok::<_, Error>(3))
+            .branch(async |_c: DurableContext| Ok(3))
             .max_concurrency(1)
             .await?;
         Ok::<_, Error>((batch.total_count(), batch.status(), batch.completion_reason))
@@ -337,9 +332,7 @@ async fn flat_items_return_on_first_run_what_a_replay_returns() {
     // back the recorded value, not the one the item returned.
     let f = |ctx: DurableContext, (): ()| async move {
         let batch = ctx
-            .map("flat", vec![1u32, 2], async |_c: DurableContext, n: u32, _| {
-                Ok::<_, Error>(Lossy { kept: n, dropped: n + 100 })
-            })
+            .map("flat", vec![1u32, 2], async |_c: DurableContext, n: u32, _| Ok(Lossy { kept: n, dropped: n + 100 }))
             .nesting(Nesting::Flat)
             .await?;
         let first: Vec<(u32, u32)> = batch.into_results()?.iter().map(|l| (l.kept, l.dropped)).collect();
@@ -349,4 +342,47 @@ async fn flat_items_return_on_first_run_what_a_replay_returns() {
     let run = TestRunner::new().run(f, ()).await;
     let values: Vec<(u32, u32)> = run.result().unwrap();
     assert_eq!(values, [(1, 0), (2, 0)], "as the replay after the wait sees them");
+}
+
+#[tokio::test]
+async fn a_panic_fails_its_item_or_branch_not_the_execution() {
+    let f = |ctx: DurableContext, nesting: String| async move {
+        let nesting = if nesting == "flat" { Nesting::Flat } else { Nesting::Nested };
+        let mapped = ctx
+            .map("items", vec![1u32, 2, 3], async |c, item, _| {
+                let doubled = c.step("double", async |_| Ok(item * 2)).await?;
+                assert!(item != 2, "item {item} is broken");
+                Ok(doubled)
+            })
+            .nesting(nesting)
+            .completion(CompletionConfig::all_completed())
+            .await?;
+        let branches = ctx
+            .parallel("branches")
+            .branch(async |c| c.step("fine", async |_| Ok(1)).await)
+            .branch(async |_| -> durable_core::Result<u32> { panic!("branch down") })
+            .nesting(nesting)
+            .completion(CompletionConfig::all_completed())
+            .await?;
+        let child = ctx.run_in_child_context("lone", async |_| -> durable_core::Result<u32> { panic!("no") }).await;
+        ctx.wait("after", Duration::from_secs(1)).await?;
+        Ok::<_, Error>((mapped, branches, child.unwrap_err().into_object()))
+    };
+    for nesting in ["nested", "flat"] {
+        let runner = TestRunner::new();
+        let run = runner.run(f, nesting).await;
+        assert_eq!(run.status(), ExecutionStatus::Succeeded, "{nesting}: {:?}", run.error());
+        let (mapped, branches, child): (BatchResult<u32>, BatchResult<u32>, ErrorObject) = run.result().unwrap();
+        assert_eq!(mapped.results(), [&2, &6], "{nesting}: the other items still ran");
+        let broken = &mapped.all[1];
+        assert_eq!(broken.status, ItemStatus::Failed);
+        let error = broken.error.as_ref().unwrap();
+        assert_eq!(error.error_type.as_deref(), Some("Panic"), "{nesting}");
+        assert!(error.error_message.as_deref().unwrap().contains("item 2 is broken"), "{nesting}: {error}");
+        assert_eq!(branches.success_count(), 1);
+        assert!(branches.errors()[0].error_message.as_deref().unwrap().contains("branch down"), "{nesting}");
+        assert_eq!(child.error_type.as_deref(), Some("Panic"));
+        assert!(run.operation("lone").is_some_and(|o| o.status == OperationStatus::Failed), "recorded as failed");
+        assert_eq!(run.invocations(), 2, "{nesting}: the replay after the wait agrees with the first run");
+    }
 }

@@ -35,7 +35,7 @@ async fn all_returns_values_in_member_order_and_replays_without_rerunning() {
                     let r = r.clone();
                     ctx.step(format!("price {i}"), async move |_| {
                         r.set(r.get() + 1);
-                        Ok::<_, Error>(i * 10)
+                        Ok(i * 10)
                     })
                     .into_future()
                 })
@@ -81,7 +81,7 @@ async fn all_fails_with_the_first_failure_and_cancels_the_rest() {
 #[tokio::test]
 async fn all_settled_reports_every_outcome() {
     let f = |ctx: DurableContext, (): ()| async move {
-        let ok = ctx.step("ok", async |_| Ok::<_, Error>(1u8)).into_future();
+        let ok = ctx.step("ok", async |_| Ok(1u8)).into_future();
         let bad = ctx.step("bad", async |_| Err::<u8, _>(Error::new("Bad", "no"))).no_retry().into_future();
         let outcomes = ctx.all_settled("everything", [ok, bad]).await?;
         Ok::<_, Error>(
@@ -184,11 +184,11 @@ async fn trip(ctx: DurableContext, fail_payment: bool, ledger: Rc<Ledger>) -> Re
         let flight = saga
             .step("book flight", async |_| {
                 l.actions.borrow_mut().push("book flight".into());
-                Ok::<_, Error>("FL-1".to_owned())
+                Ok("FL-1".to_owned())
             })
             .compensate(async |_, flight: String| {
                 l.actions.borrow_mut().push(format!("cancel {flight}"));
-                Ok::<_, Error>(())
+                Ok(())
             })
             .await?;
         // A suspension between the steps: compensations registered before it are
@@ -197,11 +197,11 @@ async fn trip(ctx: DurableContext, fail_payment: bool, ledger: Rc<Ledger>) -> Re
         let hotel = saga
             .step("book hotel", async |_| {
                 l.actions.borrow_mut().push("book hotel".into());
-                Ok::<_, Error>("HT-2".to_owned())
+                Ok("HT-2".to_owned())
             })
             .compensate(async |_, hotel: String| {
                 l.actions.borrow_mut().push(format!("cancel {hotel}"));
-                Ok::<_, Error>(())
+                Ok(())
             })
             .await?;
         saga.step(
@@ -243,7 +243,7 @@ async fn failed_compensations_are_reported_together() {
         let saga = ctx.saga();
         saga.compensation_retry(presets::none());
         saga.run(async {
-            saga.step("reserve", async |_| Ok::<_, Error>(1u8))
+            saga.step("reserve", async |_| Ok(1u8))
                 .compensate(async |_, _: u8| Err::<(), _>(Error::new("Stuck", "cannot release")))
                 .await?;
             Err::<(), _>(Error::new("Later", "later step failed"))

@@ -581,8 +581,8 @@ async fn accounted(ctx: DurableContext, (kind, n): (String, u64)) -> Result<u64,
     let mut sum = 0;
     for i in 0..n {
         sum += match kind.as_str() {
-            "at-least-once" => ctx.step("alo", async |_| Ok::<_, Error>(i)).await?,
-            "at-most-once" => ctx.step("amo", async |_| Ok::<_, Error>(i)).at_most_once().await?,
+            "at-least-once" => ctx.step("alo", async |_| Ok(i)).await?,
+            "at-most-once" => ctx.step("amo", async |_| Ok(i)).at_most_once().await?,
             _ => 0,
         };
     }

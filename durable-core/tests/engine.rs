@@ -28,14 +28,14 @@ async fn steps_run_once_and_replay_across_a_wait() {
             let a = ctx
                 .step("double", async |_| {
                     r.fetch_add(1, Ordering::SeqCst);
-                    Ok::<_, Error>(n * 2)
+                    Ok(n * 2)
                 })
                 .await?;
             ctx.wait("nap", Duration::from_hours(1)).await?;
             let b = ctx
                 .step("add", async |_| {
                     r.fetch_add(1, Ordering::SeqCst);
-                    Ok::<_, Error>(a + 1)
+                    Ok(a + 1)
                 })
                 .await?;
             Ok::<_, Error>(b)
@@ -188,14 +188,14 @@ async fn child_contexts_nest_and_replay_without_rerunning() {
         async move {
             let total = ctx
                 .run_in_child_context("outer", async |outer: DurableContext| {
-                    let a = outer.step("a", async |_| Ok::<_, Error>(1)).await?;
+                    let a = outer.step("a", async |_| Ok(1)).await?;
                     let b = outer
                         .run_in_child_context("inner", async |inner: DurableContext| {
                             r.fetch_add(1, Ordering::SeqCst);
-                            inner.step("b", async |_| Ok::<_, Error>(2)).await
+                            inner.step("b", async |_| Ok(2)).await
                         })
                         .await?;
-                    Ok::<_, Error>(a + b)
+                    Ok(a + b)
                 })
                 .await?;
             ctx.wait("w", Duration::from_secs(1)).await?;
@@ -277,9 +277,9 @@ struct Parcel {
 #[tokio::test]
 async fn custom_codecs_round_trip_and_wrong_types_are_clear_errors() {
     let f = |ctx: DurableContext, (): ()| async move {
-        let p = ctx.step("pack", async |_| Ok::<_, Error>(Parcel { id: 7, weight: 1.5 })).serdes(Postcard).await?;
+        let p = ctx.step("pack", async |_| Ok(Parcel { id: 7, weight: 1.5 })).serdes(Postcard).await?;
         let upper = ctx
-            .step("shout", async |_| Ok::<_, Error>("quiet".to_owned()))
+            .step("shout", async |_| Ok("quiet".to_owned()))
             .serdes(FnSerdes::new(|s: &String| Ok(s.to_uppercase()), |p: &str| Ok(p.to_owned())))
             .await?;
         ctx.wait("w", Duration::from_secs(1)).await?;
@@ -296,12 +296,12 @@ async fn custom_codecs_round_trip_and_wrong_types_are_clear_errors() {
     // Code changed to read the recorded step as another type: a clear serdes error.
     let runner = TestRunner::new();
     let first = |ctx: DurableContext, (): ()| async move {
-        ctx.step("value", async |_| Ok::<_, Error>("text".to_owned())).await?;
+        ctx.step("value", async |_| Ok("text".to_owned())).await?;
         ctx.wait("w", Duration::from_secs(1)).await?;
         Ok::<_, Error>(())
     };
     let changed = |ctx: DurableContext, (): ()| async move {
-        let n: u32 = ctx.step("value", async |_| Ok::<_, Error>(1)).await?;
+        let n: u32 = ctx.step("value", async |_| Ok(1)).await?;
         Ok::<_, Error>(n)
     };
     let arn = runner.start("f", None, Some("null".into())).await.unwrap();
@@ -317,12 +317,12 @@ async fn custom_codecs_round_trip_and_wrong_types_are_clear_errors() {
 async fn changed_code_fails_the_execution_naming_both_sides() {
     let runner = TestRunner::new();
     let v1 = |ctx: DurableContext, (): ()| async move {
-        ctx.step("reserve", async |_| Ok::<_, Error>(1)).await?;
+        ctx.step("reserve", async |_| Ok(1)).await?;
         ctx.wait("cool-off", Duration::from_mins(1)).await?;
         Ok::<_, Error>(())
     };
     let v2 = |ctx: DurableContext, (): ()| async move {
-        ctx.step("charge", async |_| Ok::<_, Error>(1)).await?;
+        ctx.step("charge", async |_| Ok(1)).await?;
         ctx.wait("cool-off", Duration::from_mins(1)).await?;
         Ok::<_, Error>(())
     };
@@ -333,7 +333,7 @@ async fn changed_code_fails_the_execution_naming_both_sides() {
     let cases: Vec<(Box<dyn durable_core::Handler>, &str)> = vec![
         (
             Box::new(handler(v2)),
-            "the history recorded STEP/Step named \"reserve\" under the root, but the code now calls STEP/Step named \"charge\"",
+            "the history recorded STEP/Step named \"reserve\" at the root, but the code now calls STEP/Step named \"charge\"",
         ),
         (Box::new(handler(v3)), "but the code now calls WAIT/Wait named \"reserve\""),
     ];
@@ -354,7 +354,7 @@ async fn changed_code_fails_the_execution_naming_both_sides() {
 #[tokio::test]
 async fn oversized_results_fail_the_step_without_retrying() {
     let f = |ctx: DurableContext, (): ()| async move {
-        let big = ctx.step("big", async |_| Ok::<_, Error>("x".repeat(300 * 1024))).await;
+        let big = ctx.step("big", async |_| Ok("x".repeat(300 * 1024))).await;
         let e = big.unwrap_err();
         assert_eq!(e.error_type(), Some("PayloadTooLargeError"));
         assert!(e.message().unwrap().contains("262144"), "{e}");
@@ -375,9 +375,9 @@ async fn invalid_arguments_fail_before_any_checkpoint() {
         assert_eq!(zero.kind(), ErrorKind::Validation);
         let long = ctx.wait("long", Duration::from_secs(40_000_000)).await.unwrap_err();
         assert_eq!(long.kind(), ErrorKind::Validation);
-        let bad_name = ctx.step("tab\tname", async |_| Ok::<_, Error>(1)).await.unwrap_err();
+        let bad_name = ctx.step("tab\tname", async |_| Ok(1)).await.unwrap_err();
         assert_eq!(bad_name.kind(), ErrorKind::Validation);
-        let bad_sub = ctx.step("s", async |_| Ok::<_, Error>(1)).sub_type("no spaces allowed").await.unwrap_err();
+        let bad_sub = ctx.step("s", async |_| Ok(1)).sub_type("no spaces allowed").await.unwrap_err();
         assert_eq!(bad_sub.kind(), ErrorKind::Validation);
         Ok::<_, Error>(())
     };
@@ -385,11 +385,18 @@ async fn invalid_arguments_fail_before_any_checkpoint() {
     let run = runner.run(f, ()).await;
     assert_eq!(run.status(), ExecutionStatus::Succeeded);
     assert_eq!(run.operations.len(), 1, "only the EXECUTION operation");
-    // A fractional wait rounds up to whole seconds.
-    let g = |ctx: DurableContext, (): ()| async move { ctx.wait("w", Duration::from_millis(1500)).await };
+    // The protocol counts whole seconds: a fraction is refused, not rounded.
+    let g = |ctx: DurableContext, (): ()| async move {
+        for d in [Duration::from_millis(1500), Duration::from_millis(300)] {
+            let e = ctx.wait("w", d).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Validation);
+            assert!(e.message().unwrap().contains("whole number of seconds"), "{e}");
+        }
+        Ok::<_, Error>(())
+    };
     let run = runner.run(g, ()).await;
-    let w = run.history.iter().find(|e| e.event_type == EventType::WaitStarted).unwrap();
-    assert_eq!(w.details.duration, Some(2));
+    assert_eq!(run.status(), ExecutionStatus::Succeeded);
+    assert!(run.history.iter().all(|e| e.event_type != EventType::WaitStarted), "nothing recorded");
 }
 
 #[tokio::test]
@@ -413,9 +420,9 @@ async fn large_child_results_replay_their_children() {
             let big = ctx
                 .run_in_child_context("big", async |c: DurableContext| {
                     r.fetch_add(1, Ordering::SeqCst);
-                    let a = c.step("half-1", async |_| Ok::<_, Error>("a".repeat(200 * 1024))).await?;
-                    let b = c.step("half-2", async |_| Ok::<_, Error>("b".repeat(200 * 1024))).await?;
-                    Ok::<_, Error>(a + &b)
+                    let a = c.step("half-1", async |_| Ok("a".repeat(200 * 1024))).await?;
+                    let b = c.step("half-2", async |_| Ok("b".repeat(200 * 1024))).await?;
+                    Ok(a + &b)
                 })
                 .await?;
             ctx.wait("w", Duration::from_secs(1)).await?;
@@ -443,7 +450,7 @@ async fn at_most_once_steps_are_not_rerun_after_a_crash_mid_attempt() {
                         // The first attempt hangs: the process "dies" before it finishes.
                         std::future::pending::<()>().await;
                     }
-                    Ok::<_, Error>("charged".to_owned())
+                    Ok("charged".to_owned())
                 });
                 let step = if at_most_once { step.at_most_once().no_retry() } else { step };
                 step.await

@@ -150,7 +150,7 @@ async fn wait_for_callback_submits_the_id_in_a_step_and_waits() {
     let f = move |ctx: DurableContext, (): ()| {
         let seen = seen.clone();
         async move {
-            ctx.wait_for_callback::<u32, Error, _>("payment", async |id: String, _s| {
+            ctx.wait_for_callback::<u32>("payment", async |id: String, _s| {
                 seen.borrow_mut().push(id);
                 Ok(())
             })
@@ -192,9 +192,7 @@ async fn wait_for_callback_submits_the_id_in_a_step_and_waits() {
     // A failing submitter fails the operation with its error.
     let g = |ctx: DurableContext, (): ()| async move {
         let r = ctx
-            .wait_for_callback::<u32, Error, _>("pay", async |_id: String, _s| {
-                Err(Error::new("Unreachable", "queue down"))
-            })
+            .wait_for_callback::<u32>("pay", async |_id: String, _s| Err(Error::new("Unreachable", "queue down")))
             .retry(presets::none())
             .await;
         let e = r.unwrap_err();
@@ -206,7 +204,7 @@ async fn wait_for_callback_submits_the_id_in_a_step_and_waits() {
 }
 
 async fn double(ctx: DurableContext, n: u32) -> Result<u32, Error> {
-    ctx.step("double", async |_| Ok::<_, Error>(n * 2)).await
+    ctx.step("double", async |_| Ok(n * 2)).await
 }
 
 async fn refuse(_ctx: DurableContext, n: u32) -> Result<u32, Error> {
@@ -263,7 +261,7 @@ async fn wait_for_condition_polls_with_its_strategy_and_replays_from_the_last_st
                 async |state: u32, s| {
                     *count.borrow_mut() += 1;
                     assert_eq!(s.attempt(), state + 1, "attempts count polls");
-                    Ok::<_, Error>(state + 1)
+                    Ok(state + 1)
                 },
                 poll_until(|s: &u32| *s < 3)
                     .initial_delay(Duration::from_secs(2))
@@ -292,7 +290,7 @@ async fn wait_for_condition_polls_with_its_strategy_and_replays_from_the_last_st
             .wait_for_condition(
                 "capped",
                 10u32,
-                async |s: u32, _| Ok::<_, Error>(s + 10),
+                async |s: u32, _| Ok(s + 10),
                 |_: &u32, attempt: u32| {
                     if attempt < 2 { WaitDecision::Continue(Duration::from_secs(1)) } else { WaitDecision::Stop }
                 },
@@ -332,7 +330,7 @@ async fn wait_for_condition_fails_when_its_strategy_gives_up() {
                     0u32,
                     async |s: u32, _| {
                         *count.borrow_mut() += 1;
-                        Ok::<_, Error>(s + 1)
+                        Ok(s + 1)
                     },
                     poll_until(|_: &u32| true)
                         .max_attempts(3)
@@ -347,7 +345,7 @@ async fn wait_for_condition_fails_when_its_strategy_gives_up() {
                 .wait_for_condition(
                     "refused",
                     0u32,
-                    async |s: u32, _| Ok::<_, Error>(s + 1),
+                    async |s: u32, _| Ok(s + 1),
                     |_: &u32, _: u32| WaitDecision::Fail(ErrorObject::new("Refused", "no more polling")),
                 )
                 .await

@@ -37,7 +37,7 @@ async fn log_lines_are_not_repeated_on_replay() {
         let n = ctx
             .step("reserve", async |s| {
                 durable_core::info!(s, "reserving in attempt {}", s.attempt());
-                Ok::<_, Error>(3)
+                Ok(3)
             })
             .await?;
         ctx.wait("cool-off", Duration::from_mins(1)).await?;

@@ -52,7 +52,7 @@ impl Plugin for Recorder {
 }
 
 async fn greet(ctx: DurableContext, name: String) -> Result<String, Error> {
-    ctx.step("greet", async |_| Ok::<_, Error>(format!("Hello, {name}!"))).await
+    ctx.step("greet", async |_| Ok(format!("Hello, {name}!"))).await
 }
 
 async fn run(h: &dyn Handler, input: &str) -> TestExecution {

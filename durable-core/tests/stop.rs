@@ -57,12 +57,12 @@ fn two_steps(gate: Arc<Notify>, second_runs: Rc<Cell<u32>>) -> impl Handler {
         let gate = gate.clone();
         let runs = second_runs.clone();
         async move {
-            let a = ctx.step("first", async |_| Ok::<_, Error>(1)).await?;
+            let a = ctx.step("first", async |_| Ok(1)).await?;
             let b = ctx
                 .step("second", async |_| {
                     runs.set(runs.get() + 1);
                     gate.notified().await;
-                    Ok::<_, Error>(2)
+                    Ok(2)
                 })
                 .await?;
             Ok::<_, Error>(a + b)

@@ -31,7 +31,7 @@ use proc_macro::TokenStream;
 ///
 /// #[durable]
 /// async fn checkout(ctx: DurableContext, order: u64) -> durable::Result<u64> {
-///     let reserved = ctx.step("reserve", async |_| Ok::<_, durable::Error>(order)).await?;
+///     let reserved = ctx.step("reserve", async |_| Ok(order)).await?;
 ///     ctx.wait("cool off", Duration::from_secs(60)).await?;
 ///     let receipt: u64 = ctx.random().await?;
 ///     Ok(reserved + receipt)
@@ -60,7 +60,7 @@ use proc_macro::TokenStream;
 /// #[durable]
 /// async fn ship(ctx: DurableContext) -> durable::Result<()> {
 ///     ctx.run_in_child_context("pack", async |c| {
-///         c.step("box", async |_| Ok::<_, durable::Error>(())).await
+///         c.step("box", async |_| Ok(())).await
 ///     })
 ///     .await
 /// }
@@ -75,12 +75,36 @@ use proc_macro::TokenStream;
 /// its ordinal among the unlabelled sites of the function in source order. At run time an
 /// operation's id hashes the parent context's id, the site key and how many times that site
 /// already ran under that parent (see `durable::id`). So labelled operations keep their ids
-/// when other code moves, and each loop iteration gets its own id. Two sites with the same
-/// literal label in one function are a compile error. Calls on anything else (`self.ctx`,
-/// a helper without `#[durable]`) still work but get positional ids, which shift when
-/// operations are inserted before them. Methods are keyed by module path and method name
-/// (a macro cannot see the `impl`'s type): pin `name` to tell apart same-named methods of
-/// one module that run in one execution.
+/// when other code moves, and each loop iteration gets its own id. Calls on anything else
+/// (`self.ctx`, a helper without `#[durable]`) still work but get positional ids, which
+/// shift when operations are inserted before them. Methods are keyed by module path and
+/// method name (a macro cannot see the `impl`'s type): pin `name` to tell apart same-named
+/// methods of one module that run in one execution.
+///
+/// Two sites with the same literal label in one function are a compile error, unless they
+/// are mutually exclusive: they sit in different arms of one `if` (its then-block and its
+/// `else`, each block of an `else if` chain counting as its own arm) or of one `match`. A
+/// labelled site's key is the function and the label, not the method, so such sites share
+/// one key and one occurrence count at run time; as only one arm runs in a pass, the
+/// label's operations get the ids they would get were it written once. An `if` condition,
+/// a `match` scrutinee or a guard is in no arm (it runs before an arm is chosen), and
+/// neither closures nor loops keep uses apart, so the label in a then-block and again after
+/// the `if`, in a condition and in the block it guards, or twice in one arm is still an
+/// error:
+///
+/// ```
+/// # use std::time::Duration;
+/// # use durable::{DurableContext, durable};
+/// #[durable]
+/// async fn remind(ctx: DurableContext, urgent: bool) -> durable::Result<()> {
+///     if urgent {
+///         ctx.step("remind", async |_| Ok::<_, durable::Error>(())).await?;
+///     } else {
+///         ctx.wait("remind", Duration::from_secs(3600)).await?;
+///     }
+///     Ok(())
+/// }
+/// ```
 ///
 /// Renaming or moving the function changes its path and so every id in it, which breaks
 /// executions in flight: pin the name first with `#[durable(name = "...")]`.
@@ -145,7 +169,7 @@ use proc_macro::TokenStream;
 ///   async fn report(ctx: DurableContext) -> durable::Result<()> {
 ///       #[nondeterministic] // only for a log line: the value never steers the function
 ///       let started = std::time::Instant::now();
-///       ctx.step("work", async |_| Ok::<_, durable::Error>(())).await?;
+///       ctx.step("work", async |_| Ok(())).await?;
 ///       println!("took {:?}", started.elapsed());
 ///       Ok(())
 ///   }
@@ -181,7 +205,7 @@ use proc_macro::TokenStream;
 ///         ::durable::__private::Site::unlabelled(__DURABLE_FN, "random", 0),
 ///     ];
 ///     let reserved = ::durable::__private::at(&ctx, &__DURABLE_SITES[0])
-///         .step("reserve", async |_| Ok::<_, durable::Error>(order))
+///         .step("reserve", async |_| Ok(order))
 ///         .await?;
 ///     ::durable::__private::at(&ctx, &__DURABLE_SITES[1])
 ///         .wait("cool off", Duration::from_secs(60))

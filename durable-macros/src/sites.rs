@@ -8,6 +8,10 @@
 //! says is a context, that parameter. A closure parameter or a `let` that rebinds a known
 //! name hides it (unless the `let` visibly binds a context again, as in
 //! `let ctx = ctx.clone();`).
+//!
+//! The walk also tracks the branch path (which arm of which enclosing `if`/`match`), so
+//! that one label may stand in mutually exclusive arms: their sites share a key, and only
+//! one of them runs in a pass.
 
 use std::collections::HashMap;
 
@@ -18,8 +22,8 @@ use syn::spanned::Spanned as _;
 use syn::visit::Visit;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
-    Arm, Block, Expr, ExprCall, ExprClosure, ExprForLoop, ExprIf, ExprMethodCall, ExprWhile, Ident, Item, Lit, Local,
-    Macro, Pat, PatIdent, Path, Stmt, Token,
+    Arm, Block, Expr, ExprCall, ExprClosure, ExprForLoop, ExprIf, ExprMatch, ExprMethodCall, ExprWhile, Ident, Item,
+    Lit, Local, Macro, Pat, PatIdent, Path, Stmt, Token,
 };
 
 use crate::lints;
@@ -67,6 +71,8 @@ pub(crate) fn rewrite(block: &mut Block, contexts: &[Ident], options: &Options<'
         step_depth: 0,
         allowed_depth: 0,
         labels: HashMap::new(),
+        branch_nodes: 0,
+        path: Vec::new(),
         unlabelled: 0,
         edits: 0,
         out: Analysis::default(),
@@ -102,6 +108,29 @@ enum Role {
     Step,
 }
 
+/// One step of a branch path: arm `arm` of the `node`-th `if`/`match` met in the walk
+/// (a then-block is arm 0 of its `if`, the `else` branch arm 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Branch {
+    node: usize,
+    arm: usize,
+}
+
+/// A labelled site seen earlier in the walk.
+struct LabelUse {
+    method: &'static str,
+    path: Vec<Branch>,
+}
+
+/// Whether code on branch paths `a` and `b` can never run in the same pass: they lie in
+/// different arms of one `if` or `match`.
+fn exclusive(a: &[Branch], b: &[Branch]) -> bool {
+    // Node numbers are never reused, so two paths share a prefix and then either end or
+    // part ways once; only parting at one node, by different arms, keeps them apart. Parting
+    // at different nodes means sibling `if`s or `match`es, which both run.
+    a.iter().zip(b).find(|(x, y)| x != y).is_some_and(|(x, y)| x.node == y.node)
+}
+
 struct Walker<'a> {
     options: &'a Options<'a>,
     /// The context named in suggestions when no other is in scope.
@@ -111,8 +140,12 @@ struct Walker<'a> {
     step_depth: usize,
     /// How many `#[nondeterministic]` markers enclose the code being walked.
     allowed_depth: usize,
-    /// The first site of each label, by label.
-    labels: HashMap<String, &'static str>,
+    /// Every labelled site so far, by label, in source order.
+    labels: HashMap<String, Vec<LabelUse>>,
+    /// How many `if`s and `match`es the walk has numbered (from 1, in source order).
+    branch_nodes: usize,
+    /// The arms that enclose the code being walked, outermost first.
+    path: Vec<Branch>,
     unlabelled: u32,
     /// Changes made to the tree, to know whether a macro's tokens must be re-emitted.
     edits: usize,
@@ -204,17 +237,20 @@ impl Walker<'_> {
         let label = if method.labelled { call.args.first().and_then(string_literal) } else { None };
         let ordinal = if let Some(lit) = &label {
             let value = lit.value();
-            if let Some(first) = self.labels.get(&value) {
+            let uses = self.labels.entry(value.clone()).or_default();
+            if let Some(first) = uses.iter().find(|u| !exclusive(&u.path, &self.path)) {
                 self.out.errors.push(syn::Error::new(
                     lit.span(),
                     format!(
                         "duplicate durable label `{value}` in this function; labels name operations and must be \
-                         unique (the first `{value}` is a `{first}` call above)"
+                         unique (the first `{value}` is a `{}` call above)",
+                        first.method
                     ),
                 ));
-            } else {
-                self.labels.insert(value, method.name);
             }
+            // A duplicate is kept too: a later use must be exclusive with every use that
+            // can run, including one already reported.
+            uses.push(LabelUse { method: method.name, path: self.path.clone() });
             0
         } else {
             self.unlabelled += 1;
@@ -222,6 +258,34 @@ impl Walker<'_> {
         };
         self.out.sites.push(SiteEntry { method: method.name, label, ordinal });
         self.out.sites.len() - 1
+    }
+
+    /// Numbers a new `if` or `match`.
+    fn branch_node(&mut self) -> usize {
+        self.branch_nodes += 1;
+        self.branch_nodes
+    }
+
+    /// Runs `f` inside arm `arm` of branch node `node`.
+    fn in_arm(&mut self, node: usize, arm: usize, f: impl FnOnce(&mut Self)) {
+        self.path.push(Branch { node, arm });
+        f(self);
+        self.path.pop();
+    }
+
+    /// Visits the `index`-th arm of the `match` numbered `node`.
+    fn visit_arm(&mut self, arm: &mut Arm, node: usize, index: usize) {
+        let marked = self.marker(&mut arm.attrs);
+        let depth = self.scope.len();
+        self.shadow(&arm.pat);
+        self.allowing(marked, |this| {
+            // The pattern holds the guard (`Some(x) if ..`), which runs whenever its pattern
+            // matches, also when it then fails and a later arm is taken: like the
+            // scrutinee, it belongs to the `match` as a whole, not to its arm.
+            this.visit_pat_mut(&mut arm.pat);
+            this.in_arm(node, index, |this| this.visit_expr_mut(&mut arm.body));
+        });
+        self.scope.truncate(depth);
     }
 
     /// Visits an argument that may be a closure with a role.
@@ -330,12 +394,12 @@ impl VisitMut for Walker<'_> {
         self.allowing(marked, |this| visit_mut::visit_expr_mut(this, expr));
     }
 
-    fn visit_arm_mut(&mut self, arm: &mut Arm) {
-        let marked = self.marker(&mut arm.attrs);
-        let depth = self.scope.len();
-        self.shadow(&arm.pat);
-        self.allowing(marked, |this| visit_mut::visit_arm_mut(this, arm));
-        self.scope.truncate(depth);
+    fn visit_expr_match_mut(&mut self, expr: &mut ExprMatch) {
+        self.visit_expr_mut(&mut expr.expr);
+        let node = self.branch_node();
+        for (index, arm) in expr.arms.iter_mut().enumerate() {
+            self.visit_arm(arm, node, index);
+        }
     }
 
     fn visit_expr_for_loop_mut(&mut self, for_loop: &mut ExprForLoop) {
@@ -347,13 +411,17 @@ impl VisitMut for Walker<'_> {
     }
 
     // `if let` / `while let` bindings are in scope in the branch or body they guard.
+    // The condition runs on both paths, so it is outside the arms. An `else if` is an `if`
+    // inside arm 1, which keeps its own arms apart from each other and from the outer
+    // then-block.
     fn visit_expr_if_mut(&mut self, expr: &mut ExprIf) {
         let depth = self.scope.len();
         self.visit_condition(&mut expr.cond);
-        self.visit_block_mut(&mut expr.then_branch);
+        let node = self.branch_node();
+        self.in_arm(node, 0, |this| this.visit_block_mut(&mut expr.then_branch));
         self.scope.truncate(depth);
         if let Some((_, otherwise)) = &mut expr.else_branch {
-            self.visit_expr_mut(otherwise);
+            self.in_arm(node, 1, |this| this.visit_expr_mut(otherwise));
         }
     }
 

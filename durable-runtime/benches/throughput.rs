@@ -27,7 +27,7 @@ use durable_core::{DurableContext, Error, Handler, durable, handler};
 async fn steps(ctx: DurableContext, (n, wait): (u64, bool)) -> Result<u64, Error> {
     let mut sum = 0;
     for i in 0..n {
-        sum += ctx.step("s", async |_| Ok::<_, Error>(i)).await?;
+        sum += ctx.step("s", async |_| Ok(i)).await?;
     }
     if wait {
         ctx.wait("w", Duration::from_secs(1)).await?;

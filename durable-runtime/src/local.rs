@@ -7,7 +7,7 @@
 //! use durable_runtime::LocalRunner;
 //!
 //! async fn hello(ctx: DurableContext, name: String) -> Result<String, Error> {
-//!     ctx.step("greet", async |_| Ok::<_, Error>(format!("hello {name}"))).await
+//!     ctx.step("greet", async |_| Ok(format!("hello {name}"))).await
 //! }
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -458,13 +458,6 @@ impl LocalRunner {
 }
 
 /// Wraps a plain async function as a handler (re-exported for convenience).
-pub fn function<F, Fut, I, O, E>(f: F) -> FnHandler<F, I, O, E>
-where
-    F: Fn(durable_core::DurableContext, I) -> Fut + 'static,
-    Fut: std::future::Future<Output = Result<O, E>> + 'static,
-    I: serde::de::DeserializeOwned + 'static,
-    O: Serialize + 'static,
-    E: Into<durable_core::Error> + 'static,
-{
+pub fn function<F: durable_core::DurableFn<M>, M>(f: F) -> FnHandler<F, M> {
     durable_core::handler(f)
 }

@@ -10,7 +10,7 @@ use durable_core::{DurableContext, Error, handler};
 use durable_runtime::{LocalRunner, RunnerError};
 
 async fn greet(ctx: DurableContext, name: String) -> Result<String, Error> {
-    let g = ctx.step("greet", async |_| Ok::<_, Error>(format!("hello {name}"))).await?;
+    let g = ctx.step("greet", async |_| Ok(format!("hello {name}"))).await?;
     ctx.wait("pause", Duration::from_secs(1)).await?;
     Ok(g)
 }
@@ -66,7 +66,7 @@ async fn a_restarted_runner_picks_up_interrupted_executions() {
                         if hang.load(Ordering::SeqCst) {
                             std::future::pending::<()>().await;
                         }
-                        Ok::<_, Error>(7)
+                        Ok(7)
                     })
                     .await?;
                 Ok::<_, Error>(v)

@@ -19,10 +19,11 @@
 
 pub use durable_core::{
     ALL_FAILED_ERROR_TYPE, BatchItem, BatchResult, COMPENSATION_FAILED_ERROR_TYPE, Callback, ChildContext,
-    CompletionConfig, CompletionReason, CreateCallback, DurableContext, Error, ErrorKind, FnHandler, Handler, Invoke,
-    ItemStatus, Map, Name, Nesting, Now, PATCH_SUB_TYPE, Parallel, PollUntil, Random, Result, Saga, SagaStep, Step,
-    StepContext, StepSemantics, Uuid, Wait, WaitDecision, WaitForCallback, WaitForCondition, WaitStrategy, checkpoint,
-    clock, durable, engine, handler, id, model, plugin, poll_until, replay, retry, serdes, service, store, testing,
+    CompletionConfig, CompletionReason, CreateCallback, DurableContext, DurableFn, Error, ErrorKind, FnHandler,
+    Handler, Invoke, ItemStatus, Map, Members, Name, Nesting, Now, PATCH_SUB_TYPE, Parallel, PollUntil, Random, Result,
+    ResultExt, Saga, SagaStep, Step, StepContext, StepSemantics, Uuid, Wait, WaitDecision, WaitForCallback,
+    WaitForCondition, WaitStrategy, checkpoint, clock, durable, engine, handler, id, model, plugin, poll_until, retry,
+    serdes, service, store, testing,
 };
 pub use durable_core::{debug, error, info, log, trace, warn};
 /// AWS Lambda: the entry point of a `cargo lambda` binary (feature `lambda`).
@@ -33,12 +34,20 @@ pub use durable_runtime::{LocalRunner, LocalRunnerBuilder, RunnerError, client, 
 #[doc(hidden)]
 pub use durable_core::__private;
 
+/// The replay tester: does the current code still replay a recorded execution? The check
+/// (`check`, `RecordedExecution`, the report) and its command line (`cli`,
+/// `cli_with_args`).
+pub mod replay {
+    pub use durable_core::replay::*;
+    pub use durable_runtime::replay::{cli, cli_with_args};
+}
+
 /// The names most durable code needs: `use durable::prelude::*;`.
 pub mod prelude {
     pub use crate::retry::{Backoff, Jitter, presets};
     pub use crate::{
-        CompletionConfig, DurableContext, Error, LocalRunner, Name, Nesting, Result, StepContext, StepSemantics,
-        durable, handler,
+        CompletionConfig, DurableContext, Error, Handler, LocalRunner, Name, Nesting, Result, ResultExt, StepContext,
+        StepSemantics, durable, handler,
     };
 }
 

@@ -1,22 +1,23 @@
 //! Operation ids through `#[durable]`: pinned by golden values, stable when named steps are
-//! inserted elsewhere, distinct per loop iteration, and named in replay errors.
+//! inserted elsewhere, distinct per loop iteration, and named in replay errors; a change
+//! that executions in flight cannot replay fails them before any new work runs.
 
 use std::time::Duration;
 
 use durable::model::{ExecutionStatus, Operation};
 use durable::testing::TestRunner;
-use durable::{DurableContext, Error, Result, durable, handler};
+use durable::{DurableContext, Result, durable, handler};
 
 mod v1 {
     use super::*;
 
     #[durable(name = "golden-checkout")]
     pub(crate) async fn checkout(ctx: DurableContext, items: u32) -> Result<u32> {
-        let reserved = ctx.step("reserve", async |_| Ok::<_, Error>(items)).await?;
+        let reserved = ctx.step("reserve", async |_| Ok(items)).await?;
         for i in 0..2 {
-            ctx.step("pick", async |_| Ok::<_, Error>(i)).await?;
+            ctx.step("pick", async |_| Ok(i)).await?;
         }
-        ctx.run_in_child_context("ship", async |c| c.step("label", async |_| Ok::<_, Error>(1)).await).await?;
+        ctx.run_in_child_context("ship", async |c| c.step("label", async |_| Ok(1)).await).await?;
         let _at = ctx.now().await?;
         ctx.wait("cool-off", Duration::from_mins(1)).await?;
         Ok(reserved)
@@ -29,13 +30,13 @@ mod v2 {
     /// `v1::checkout` with a step inserted at the top and another after the loop.
     #[durable(name = "golden-checkout")]
     pub(crate) async fn checkout(ctx: DurableContext, items: u32) -> Result<u32> {
-        ctx.step("audit", async |_| Ok::<_, Error>(0)).await?;
-        let reserved = ctx.step("reserve", async |_| Ok::<_, Error>(items)).await?;
+        ctx.step("audit", async |_| Ok(0)).await?;
+        let reserved = ctx.step("reserve", async |_| Ok(items)).await?;
         for i in 0..2 {
-            ctx.step("pick", async |_| Ok::<_, Error>(i)).await?;
+            ctx.step("pick", async |_| Ok(i)).await?;
         }
-        ctx.step("weigh", async |_| Ok::<_, Error>(2)).await?;
-        ctx.run_in_child_context("ship", async |c| c.step("label", async |_| Ok::<_, Error>(1)).await).await?;
+        ctx.step("weigh", async |_| Ok(2)).await?;
+        ctx.run_in_child_context("ship", async |c| c.step("label", async |_| Ok(1)).await).await?;
         let _at = ctx.now().await?;
         ctx.wait("cool-off", Duration::from_mins(1)).await?;
         Ok(reserved)
@@ -76,13 +77,32 @@ async fn ids_are_pinned_stable_and_distinct() {
     }
 }
 
+mod appended {
+    use super::*;
+
+    /// `v1::checkout` with a step added after its last operation: past what executions in
+    /// flight recorded, so they run it when they get there.
+    #[durable(name = "golden-checkout")]
+    pub(crate) async fn checkout(ctx: DurableContext, items: u32) -> Result<u32> {
+        let reserved = ctx.step("reserve", async |_| Ok(items)).await?;
+        for i in 0..2 {
+            ctx.step("pick", async |_| Ok(i)).await?;
+        }
+        ctx.run_in_child_context("ship", async |c| c.step("label", async |_| Ok(1)).await).await?;
+        let _at = ctx.now().await?;
+        ctx.wait("cool-off", Duration::from_mins(1)).await?;
+        ctx.step("thank", async |_| Ok(())).await?;
+        Ok(reserved)
+    }
+}
+
 mod renamed {
     use super::*;
 
     /// `v1::checkout` after an edit that renamed the "reserve" step.
     #[durable(name = "golden-checkout")]
     pub(crate) async fn checkout(ctx: DurableContext, items: u32) -> Result<u32> {
-        let reserved = ctx.step("hold-stock", async |_| Ok::<_, Error>(items)).await?;
+        let reserved = ctx.step("hold-stock", async |_| Ok(items)).await?;
         ctx.wait("cool-off", Duration::from_mins(1)).await?;
         Ok(reserved)
     }
@@ -90,13 +110,13 @@ mod renamed {
     /// `v1::checkout` after an edit that turned the first wait into a step.
     #[durable(name = "golden-checkout")]
     pub(crate) async fn retyped(ctx: DurableContext, items: u32) -> Result<u32> {
-        let reserved = ctx.step("reserve", async |_| Ok::<_, Error>(items)).await?;
+        let reserved = ctx.step("reserve", async |_| Ok(items)).await?;
         for i in 0..2 {
-            ctx.step("pick", async |_| Ok::<_, Error>(i)).await?;
+            ctx.step("pick", async |_| Ok(i)).await?;
         }
-        ctx.run_in_child_context("ship", async |c| c.step("label", async |_| Ok::<_, Error>(1)).await).await?;
+        ctx.run_in_child_context("ship", async |c| c.step("label", async |_| Ok(1)).await).await?;
         let _at = ctx.now().await?;
-        ctx.step("cool-off", async |_| Ok::<_, Error>(())).await?;
+        ctx.step("cool-off", async |_| Ok(())).await?;
         Ok(reserved)
     }
 }
@@ -107,9 +127,20 @@ async fn changed_code_is_detected_and_named() {
     // An in-flight execution of v1, suspended in its wait.
     let arn = runner.start("checkout", None, Some("3".into())).await.unwrap();
     runner.invoke_once(&handler(v1::checkout), &arn).await;
-    // v2 only inserted named steps: it replays the old execution fine.
-    let ok = runner.drive(&handler(v2::checkout), &arn).await;
+    // v2 inserted a named step before recorded ones: their ids did not move, but the new
+    // step would run in the middle of a replay, so the replay fails before it runs.
+    let run = runner.drive(&handler(v2::checkout), &arn).await;
+    assert_eq!(run.status(), ExecutionStatus::Failed);
+    let msg = run.error().unwrap().error_message.clone().unwrap();
+    assert!(msg.contains("golden-checkout, step \"audit\""), "names the call site: {msg}");
+    assert!(msg.contains("recorded operation #1 of the root context, STEP/Step named \"reserve\""), "{msg}");
+    assert!(run.operation("audit").is_none(), "the inserted step did not run");
+    // A step added after the last recorded operation is new work past the history: fine.
+    let arn = runner.start("checkout", None, Some("3".into())).await.unwrap();
+    runner.invoke_once(&handler(v1::checkout), &arn).await;
+    let ok = runner.drive(&handler(appended::checkout), &arn).await;
     assert_eq!(ok.status(), ExecutionStatus::Succeeded, "{:?}", ok.error());
+    assert!(ok.operation("thank").is_some());
 
     let arn = runner.start("checkout", None, Some("3".into())).await.unwrap();
     runner.invoke_once(&handler(v1::checkout), &arn).await;
@@ -121,10 +152,13 @@ async fn changed_code_is_detected_and_named() {
     assert!(msg.contains("now calls STEP/Step named \"cool-off\""), "names the current side: {msg}");
     run.assert_well_formed();
 
-    // A renamed step gets a new id: the recorded "reserve" is never visited and the new
-    // step runs fresh, which is what a rename means. The execution still finishes.
+    // A renamed step gets a new id, while the recorded "reserve" is still ahead: the
+    // replay fails before the renamed step's body runs again.
     let arn = runner.start("checkout", None, Some("3".into())).await.unwrap();
     runner.invoke_once(&handler(v1::checkout), &arn).await;
     let run = runner.drive(&handler(renamed::checkout), &arn).await;
-    assert_eq!(run.status(), ExecutionStatus::Succeeded);
+    assert_eq!(run.status(), ExecutionStatus::Failed);
+    let msg = run.error().unwrap().error_message.clone().unwrap();
+    assert!(msg.contains("STEP/Step named \"hold-stock\"") && msg.contains("named \"reserve\""), "{msg}");
+    assert!(run.operation("hold-stock").is_none());
 }

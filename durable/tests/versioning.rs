@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use durable::model::{ExecutionStatus, OperationType};
 use durable::testing::TestRunner;
-use durable::{DurableContext, Error, PATCH_SUB_TYPE, Result, durable, handler};
+use durable::{DurableContext, PATCH_SUB_TYPE, Result, durable, handler};
 
 mod v1 {
     use super::*;
 
     #[durable(name = "shipping")]
     pub(crate) async fn ship(ctx: DurableContext, order: String) -> Result<Vec<String>> {
-        let mut path = vec![ctx.step("pack", async |_| Ok::<_, Error>(format!("packed {order}"))).await?];
+        let mut path = vec![ctx.step("pack", async |_| Ok(format!("packed {order}"))).await?];
         ctx.wait("pickup", Duration::from_mins(10)).await?;
-        path.push(ctx.step("send", async |_| Ok::<_, Error>("sent".to_owned())).await?);
+        path.push(ctx.step("send", async |_| Ok("sent".to_owned())).await?);
         Ok(path)
     }
 }
@@ -26,12 +26,12 @@ mod v2 {
     /// v1 with an insurance step added, behind a patch.
     #[durable(name = "shipping")]
     pub(crate) async fn ship(ctx: DurableContext, order: String) -> Result<Vec<String>> {
-        let mut path = vec![ctx.step("pack", async |_| Ok::<_, Error>(format!("packed {order}"))).await?];
+        let mut path = vec![ctx.step("pack", async |_| Ok(format!("packed {order}"))).await?];
         if ctx.patched("insure-parcels").await? {
-            path.push(ctx.step("insure", async |_| Ok::<_, Error>("insured".to_owned())).await?);
+            path.push(ctx.step("insure", async |_| Ok("insured".to_owned())).await?);
         }
         ctx.wait("pickup", Duration::from_mins(10)).await?;
-        path.push(ctx.step("send", async |_| Ok::<_, Error>("sent".to_owned())).await?);
+        path.push(ctx.step("send", async |_| Ok("sent".to_owned())).await?);
         Ok(path)
     }
 }
@@ -66,8 +66,8 @@ mod quotes_v1 {
 
     #[durable(name = "quotes")]
     pub(crate) async fn best(ctx: DurableContext, (): ()) -> Result<u32> {
-        let a = ctx.step("carrier a", async |_| Ok::<_, Error>(7)).into_future();
-        let b = ctx.step("carrier b", async |_| Ok::<_, Error>(5)).into_future();
+        let a = ctx.step("carrier a", async |_| Ok(7)).into_future();
+        let b = ctx.step("carrier b", async |_| Ok(5)).into_future();
         let all = ctx.all("quotes", [a, b]).await?;
         ctx.wait("hold", Duration::from_secs(30)).await?;
         Ok(all.into_iter().min().unwrap_or(0))
@@ -80,9 +80,9 @@ mod quotes_v2 {
     /// A third carrier added without a patch: executions in flight cannot replay it.
     #[durable(name = "quotes")]
     pub(crate) async fn best(ctx: DurableContext, (): ()) -> Result<u32> {
-        let a = ctx.step("carrier a", async |_| Ok::<_, Error>(7)).into_future();
-        let b = ctx.step("carrier b", async |_| Ok::<_, Error>(5)).into_future();
-        let c = ctx.step("carrier c", async |_| Ok::<_, Error>(4)).into_future();
+        let a = ctx.step("carrier a", async |_| Ok(7)).into_future();
+        let b = ctx.step("carrier b", async |_| Ok(5)).into_future();
+        let c = ctx.step("carrier c", async |_| Ok(4)).into_future();
         let all = ctx.all("quotes", [a, b, c]).await?;
         ctx.wait("hold", Duration::from_secs(30)).await?;
         Ok(all.into_iter().min().unwrap_or(0))
@@ -116,7 +116,7 @@ mod changed {
     /// v1 with the result type of "pack" changed: recorded results no longer deserialise.
     #[durable(name = "shipping")]
     pub(crate) async fn retyped(ctx: DurableContext, order: String) -> Result<Vec<String>> {
-        let size: u32 = ctx.step("pack", async |_| Ok::<_, Error>(order.len() as u32)).await?;
+        let size: u32 = ctx.step("pack", async |_| Ok(order.len() as u32)).await?;
         ctx.wait("pickup", Duration::from_mins(10)).await?;
         Ok(vec![size.to_string()])
     }
@@ -124,19 +124,19 @@ mod changed {
     /// v1 with the final result computed differently.
     #[durable(name = "shipping")]
     pub(crate) async fn reworded(ctx: DurableContext, order: String) -> Result<Vec<String>> {
-        let packed = ctx.step("pack", async |_| Ok::<_, Error>(format!("packed {order}"))).await?;
+        let packed = ctx.step("pack", async |_| Ok(format!("packed {order}"))).await?;
         ctx.wait("pickup", Duration::from_mins(10)).await?;
-        let sent = ctx.step("send", async |_| Ok::<_, Error>("sent".to_owned())).await?;
+        let sent = ctx.step("send", async |_| Ok("sent".to_owned())).await?;
         Ok(vec![sent, packed])
     }
 
     /// v1 with a step inserted before the wait, without a patch.
     #[durable(name = "shipping")]
     pub(crate) async fn inserted(ctx: DurableContext, order: String) -> Result<Vec<String>> {
-        let packed = ctx.step("pack", async |_| Ok::<_, Error>(format!("packed {order}"))).await?;
-        ctx.step("weigh", async |_| Ok::<_, Error>(1)).await?;
+        let packed = ctx.step("pack", async |_| Ok(format!("packed {order}"))).await?;
+        ctx.step("weigh", async |_| Ok(1)).await?;
         ctx.wait("pickup", Duration::from_mins(10)).await?;
-        let sent = ctx.step("send", async |_| Ok::<_, Error>("sent".to_owned())).await?;
+        let sent = ctx.step("send", async |_| Ok("sent".to_owned())).await?;
         Ok(vec![packed, sent])
     }
 }
@@ -146,7 +146,7 @@ mod unlabelled_v1 {
 
     #[durable(name = "unlabelled")]
     pub(crate) async fn f(ctx: DurableContext, label: String) -> Result<()> {
-        ctx.step(label.as_str(), async |_| Ok::<_, Error>(())).await?;
+        ctx.step(label.as_str(), async |_| Ok(())).await?;
         ctx.wait(durable::Name::NONE, Duration::from_secs(5)).await?;
         Ok(())
     }
@@ -159,7 +159,7 @@ mod unlabelled_v2 {
     #[durable(name = "unlabelled")]
     pub(crate) async fn f(ctx: DurableContext, label: String) -> Result<()> {
         ctx.wait(durable::Name::NONE, Duration::from_secs(5)).await?;
-        ctx.step(label.as_str(), async |_| Ok::<_, Error>(())).await?;
+        ctx.step(label.as_str(), async |_| Ok(())).await?;
         Ok(())
     }
 }
@@ -201,14 +201,13 @@ async fn the_replay_tester_accepts_compatible_code_and_names_the_first_divergenc
     assert!(matches!(report.verdict, Verdict::OutcomeChanged { .. }), "{report}");
     assert!(report.to_string().contains("[\"packed o-1\",\"sent\"]"), "{report}");
 
-    // An unpatched insertion: the replay stops where the code does new work, and says
-    // which recorded operations it did not reach from there.
+    // An unpatched insertion before recorded work: diverged, as the real replay fails,
+    // naming the new call and the recorded operation it would pass.
     let report = check(&handler(changed::inserted), &waiting).await;
-    assert!(report.is_compatible(), "{report}");
-    let frontier = report.continues_at.as_ref().expect("continues past the history");
-    assert!(frontier.call_site.contains("weigh"), "{report}");
-    assert_eq!(report.unreached.len(), 1, "{report}");
-    assert_eq!(report.unreached[0].1.name.as_deref(), Some("pickup"));
+    let Verdict::Diverged(d) = &report.verdict else { panic!("expected a divergence: {report}") };
+    assert!(d.call_site.contains("weigh"), "{report}");
+    assert_eq!(d.recorded.as_ref().unwrap().name.as_deref(), Some("pickup"), "{report}");
+    assert_eq!(d.current.as_ref().unwrap().name.as_deref(), Some("weigh"), "{report}");
 
     // Swapped unlabelled calls: same id, different operation.
     let arn = runner.start("unlabelled", None, Some("\"tidy\"".into())).await.unwrap();
@@ -227,9 +226,9 @@ async fn the_replay_tester_runs_no_step_body() {
 
     #[durable(name = "counted")]
     async fn counted(ctx: DurableContext, (): ()) -> Result<u32> {
-        let a = ctx.step("a", async |_| Ok::<_, Error>(BODIES.fetch_add(1, Ordering::SeqCst))).await?;
+        let a = ctx.step("a", async |_| Ok(BODIES.fetch_add(1, Ordering::SeqCst))).await?;
         ctx.wait("w", Duration::from_secs(1)).await?;
-        let b = ctx.step("b", async |_| Ok::<_, Error>(BODIES.fetch_add(1, Ordering::SeqCst))).await?;
+        let b = ctx.step("b", async |_| Ok(BODIES.fetch_add(1, Ordering::SeqCst))).await?;
         Ok(a + b)
     }
 

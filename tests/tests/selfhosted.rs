@@ -328,7 +328,7 @@ async fn tally(ctx: DurableContext, (n, ms): (u32, u64)) -> Result<u32> {
         sum += ctx
             .step("add", async |_| {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
-                Ok::<_, Error>(i)
+                Ok(i)
             })
             .await?;
     }

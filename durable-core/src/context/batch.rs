@@ -1,25 +1,24 @@
 //! `map` and `parallel`: run items or branches as child contexts, at most N at a time,
 //! until a completion rule is met; the outcome is a [`BatchResult`].
 
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
+use std::future::IntoFuture;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use futures::StreamExt as _;
 use futures::future::LocalBoxFuture;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt as _, StreamExt as _};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::child::ChildContext;
-use super::step::fit_error;
 use super::{DurableContext, Name, OpIdent};
-use crate::engine::{Expect, park};
+use crate::engine::{
+    Call, Concurrent, Diverged, Lifecycle, Next, Outcome, PANIC_ERROR_TYPE, drive, panic_message, park,
+};
 use crate::error::{Error, ErrorKind};
 use crate::id;
-use crate::model::{
-    ContextOptions, ErrorObject, OperationAction, OperationStatus, OperationType, OperationUpdate, SubType,
-};
+use crate::model::{ErrorObject, Operation, OperationStatus, OperationType, SubType};
 use crate::serdes::{Json, Serdes};
 
 /// When a batch is complete. With no criterion at all a batch fails fast: the first
@@ -237,14 +236,11 @@ struct Summary {
 type BranchFuture<'a, T> = LocalBoxFuture<'a, Result<T, Error>>;
 type Branch<'a, T> = Box<dyn FnOnce(DurableContext) -> BranchFuture<'a, T> + 'a>;
 /// A started item: its index and outcome.
-type Running<'a, T> = Pin<Box<dyn Future<Output = (usize, Result<T, Error>)> + 'a>>;
+type Running<'a, T> = Concurrent<LocalBoxFuture<'a, (usize, Result<T, Error>)>>;
 
 /// What `map` and `parallel` share: the batch operation and its items.
 struct Batch<'a, T> {
-    ctx: DurableContext,
-    op: OpIdent,
-    name: Name,
-    sub_type: &'static str,
+    call: Call,
     item_sub_type: &'static str,
     summary_type: &'static str,
     branches: Vec<(String, Branch<'a, T>)>,
@@ -253,6 +249,11 @@ struct Batch<'a, T> {
     nesting: Nesting,
     item_serdes: Arc<dyn Serdes<T>>,
     serdes: Arc<dyn Serdes<BatchResult<T>>>,
+    /// The recorded summary of a result too large to record: a replay rebuilds the result
+    /// by replaying the items it names.
+    summary: Option<Arc<str>>,
+    /// How many items the batch has (once they run).
+    total: usize,
 }
 
 impl<T: Serialize + DeserializeOwned + 'static> Batch<'_, T> {
@@ -261,15 +262,12 @@ impl<T: Serialize + DeserializeOwned + 'static> Batch<'_, T> {
     fn new(
         ctx: &DurableContext,
         name: Name,
-        sub_type: &'static str,
-        item_sub_type: &'static str,
+        method: &'static str,
+        (sub_type, item_sub_type): (&'static str, &'static str),
         summary_type: &'static str,
     ) -> Self {
         Batch {
-            ctx: ctx.clone(),
-            op: ctx.next_op(),
-            name,
-            sub_type,
+            call: ctx.call(method, OperationType::Context, sub_type, name),
             item_sub_type,
             summary_type,
             branches: Vec::new(),
@@ -278,6 +276,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Batch<'_, T> {
             nesting: Nesting::Nested,
             item_serdes: Arc::new(Json),
             serdes: Arc::new(Json),
+            summary: None,
+            total: 0,
         }
     }
 }
@@ -301,9 +301,14 @@ fn completion_of(
     (successes + failures == total).then_some(CompletionReason::AllCompleted)
 }
 
-impl<'a, T: Serialize + DeserializeOwned + 'static> Batch<'a, T> {
-    fn validate(&self) -> Result<(), Error> {
-        self.name.validate().map_err(Error::validation)?;
+impl<T: Serialize + DeserializeOwned + 'static> Lifecycle for Batch<'_, T> {
+    type Output = BatchResult<T>;
+
+    fn call(&self) -> &Call {
+        &self.call
+    }
+
+    fn validate(&mut self) -> Result<(), Error> {
         if self.max_concurrency == Some(0) {
             return Err(Error::validation("max_concurrency must be at least 1"));
         }
@@ -321,87 +326,124 @@ impl<'a, T: Serialize + DeserializeOwned + 'static> Batch<'a, T> {
         Ok(())
     }
 
-    fn update(&self, action: OperationAction) -> OperationUpdate {
-        OperationUpdate::new(self.op.id.clone(), OperationType::Context, action).placed(
-            self.ctx.scope.parent_id.clone(),
-            self.name.shared(),
-            SubType::new(self.sub_type),
-        )
+    fn resume(&mut self, recorded: Option<Operation>) -> Next<BatchResult<T>> {
+        let Some(op) = recorded else { return Next::Start { ack: false, attempt: 0 } };
+        let details = op.context_details.unwrap_or_default();
+        match op.status {
+            OperationStatus::Succeeded if details.replay_children == Some(true) => {
+                self.summary = Some(details.result.unwrap_or_else(|| Arc::from("")));
+                Next::Work(0)
+            }
+            OperationStatus::Succeeded => Next::Return(self.call.decode(&*self.serdes, details.result.as_deref())),
+            OperationStatus::Started => Next::Work(0),
+            _ => Next::Return(Err(Error::from_object(ErrorKind::BatchCompletion, details.error.unwrap_or_default()))),
+        }
     }
 
-    async fn run(self) -> Result<BatchResult<T>, Error> {
-        self.validate()?;
-        let engine = self.ctx.engine.clone();
-        let expect = Expect {
-            op_type: OperationType::Context,
-            sub_type: self.sub_type,
-            name: self.name.as_deref(),
-            parent_id: self.ctx.scope.parent_id.as_deref(),
-        };
-        let method = if self.sub_type == SubType::MAP { "map" } else { "parallel" };
-        let Ok(recorded) = engine.visit(&self.op.id, &expect, &|| self.op.site.describe(method)) else {
-            return park().await;
-        };
+    async fn work(&mut self, _: u32) -> Outcome<BatchResult<T>> {
         // A rebuild (large result) follows the recorded summary, not the race of this run.
-        let mut rebuild: Option<Summary> = None;
-        match recorded {
-            None => engine.enqueue(self.update(OperationAction::Start)),
-            Some(op) => {
-                let details = op.context_details.clone().unwrap_or_default();
-                match op.status {
-                    OperationStatus::Succeeded if details.replay_children == Some(true) => {
-                        let summary: Summary =
-                            serde_json::from_str(details.result.as_deref().unwrap_or("")).map_err(|e| {
-                                Error::serdes(format!(
-                                    "the recorded summary of {method} {} is unreadable: {e}",
-                                    self.op.id
-                                ))
-                            })?;
-                        rebuild = Some(summary);
-                    }
-                    OperationStatus::Succeeded => {
-                        return self.serdes.deserialize(details.result.as_deref().unwrap_or("null"));
-                    }
-                    OperationStatus::Started => {}
-                    _ => return Err(Error::from_object(ErrorKind::BatchCompletion, details.error.unwrap_or_default())),
-                }
+        let rebuild = match self.summary.take().map(|s| serde_json::from_str::<Summary>(&s)) {
+            None => None,
+            Some(Ok(summary)) => Some(summary),
+            Some(Err(e)) => {
+                return Outcome::Return(Err(Error::serdes(format!(
+                    "the recorded summary of {} {} is unreadable: {e}",
+                    self.call.method, self.call.id
+                ))));
             }
+        };
+        let Ok(result) = self.run_items(rebuild.as_ref()).await else { return park().await };
+        if rebuild.is_some() {
+            return Outcome::Return(Ok(result));
         }
-        let batch_id = self.op.id.clone();
-        let total = self.branches.len();
+        // The first run returns what a replay will: the result as its codec gives it back.
+        let fail = |e: Error| Outcome::Fail { error: e.into_object(), kind: ErrorKind::BatchCompletion };
+        match self.call.encode_context(&*self.serdes, result) {
+            // Acknowledged before the result is returned: which items finished first decided
+            // it, and a replay (whose items all finish at once) could decide otherwise.
+            Ok(Ok(encoded)) => Outcome::succeed(encoded),
+            // Too large to record: a summary, from which a replay rebuilds the result.
+            Ok(Err(result)) => {
+                let summary = Summary {
+                    kind: self.summary_type.to_owned(),
+                    total_count: self.total,
+                    completion_reason: result.completion_reason,
+                    completed_indexes: result
+                        .all
+                        .iter()
+                        .filter(|i| i.status != ItemStatus::Started)
+                        .map(|i| i.index)
+                        .collect(),
+                    started_indexes: result.started().iter().map(|i| i.index).collect(),
+                    started_count: result.started_count(),
+                    success_count: result.success_count(),
+                    failure_count: result.failure_count(),
+                    status: "SUCCEEDED".to_owned(),
+                };
+                let payload = serde_json::to_string(&summary).expect("plain summary");
+                Outcome::Succeed { value: result, payload: Some(payload), replay_children: true, ack: true }
+            }
+            // A result its codec cannot write (or read back) fails the batch, as it would
+            // fail a child context; a replay returns the same error.
+            Err(e) => fail(e),
+        }
+    }
+}
+
+impl<'a, T: Serialize + DeserializeOwned + 'static> Batch<'a, T> {
+    /// Runs the items, at most `max_concurrency` at a time in index order, as concurrent
+    /// code of the batch's context, until the completion rule is met (or, rebuilding, the
+    /// recorded items are back).
+    async fn run_items(&mut self, rebuild: Option<&Summary>) -> Result<BatchResult<T>, Diverged> {
+        let engine = self.call.engine().clone();
+        let batch_id = self.call.id.clone();
+        let branches = std::mem::take(&mut self.branches);
+        let total = branches.len();
+        self.total = total;
         let max = self.max_concurrency.unwrap_or(total).max(1);
-        let scope = self.ctx.child_of(batch_id.clone());
+        let scope = self.call.ctx.child_of(batch_id.clone());
         let mut results: Vec<Option<Result<T, ErrorObject>>> = (0..total).map(|_| None).collect();
         let mut started = vec![false; total];
-        let mut pending = self.branches.into_iter().enumerate().collect::<Vec<_>>().into_iter();
+        let mut pending = branches.into_iter().enumerate();
         let mut in_flight: FuturesUnordered<Running<'a, T>> = FuturesUnordered::new();
-        let wanted = |i: usize| rebuild.as_ref().is_none_or(|s| s.completed_indexes.contains(&i));
+        let wanted = |i: usize| rebuild.is_none_or(|s| s.completed_indexes.contains(&i));
         let start = |i: usize, name: String, branch: Branch<'a, T>| -> Running<'a, T> {
-            let item_id = id::item_id(&batch_id, i);
-            match self.nesting {
+            let item_id: Arc<str> = Arc::from(id::item_id(&batch_id, i));
+            let item: LocalBoxFuture<'a, (usize, Result<T, Error>)> = match self.nesting {
                 Nesting::Nested => {
-                    let ident = OpIdent { id: Arc::from(item_id), site: self.op.site };
-                    let child = ChildContext::from_parts(
-                        scope.clone(),
-                        ident,
-                        Name::from(name),
+                    let op = OpIdent { id: item_id, site: self.call.site };
+                    let call =
+                        scope.call_with(op, self.call.method, OperationType::Context, self.item_sub_type, name.into());
+                    let child = ChildContext::new(
+                        call,
                         async move |c: DurableContext| branch(c).await,
                         self.item_serdes.clone(),
-                        self.item_sub_type,
                     );
                     Box::pin(async move { (i, child.await) })
                 }
                 Nesting::Flat => {
-                    let virtual_ctx = self.ctx.virtual_child(batch_id.clone(), Arc::from(item_id));
-                    Box::pin(async move { (i, branch(virtual_ctx).await) })
+                    let virtual_ctx = self.call.ctx.virtual_child(batch_id.clone(), item_id);
+                    let label = format!("{} {} item {i}", self.call.method, self.call.label());
+                    Box::pin(async move {
+                        let outcome = match AssertUnwindSafe(branch(virtual_ctx)).catch_unwind().await {
+                            Ok(r) => r,
+                            Err(panic) => Err(Error::from_object(
+                                ErrorKind::User,
+                                ErrorObject::new(
+                                    PANIC_ERROR_TYPE,
+                                    format!("{label} panicked: {}", panic_message(panic.as_ref())),
+                                ),
+                            )),
+                        };
+                        (i, outcome)
+                    })
                 }
-            }
+            };
+            // Items run concurrently: their operations are met in any order (as a set).
+            Concurrent::new(&engine, batch_id.clone(), rebuild.is_some(), item)
         };
         let (mut successes, mut failures) = (0, 0);
-        let mut reason = None;
-        if total == 0 {
-            reason = Some(CompletionReason::AllCompleted);
-        }
+        let mut reason = (total == 0).then_some(CompletionReason::AllCompleted);
         while reason.is_none() {
             while in_flight.len() < max {
                 let Some((i, (name, branch))) = pending.next() else { break };
@@ -422,15 +464,16 @@ impl<'a, T: Serialize + DeserializeOwned + 'static> Batch<'a, T> {
                     results[i] = Some(Err(e.into_object()));
                 }
             }
-            reason = match &rebuild {
+            reason = match rebuild {
                 Some(s) if successes + failures == s.completed_indexes.len() => Some(s.completion_reason),
                 Some(_) => None,
                 None => completion_of(self.completion, total, successes, failures),
             };
         }
         drop(in_flight);
+        self.settle_history(&results)?;
         let reason = reason.unwrap_or(CompletionReason::AllCompleted);
-        let rebuilt_started: Vec<usize> = rebuild.as_ref().map(|s| s.started_indexes.clone()).unwrap_or_default();
+        let rebuilt_started: Vec<usize> = rebuild.map(|s| s.started_indexes.clone()).unwrap_or_default();
         let all: Vec<BatchItem<T>> = results
             .into_iter()
             .enumerate()
@@ -441,53 +484,26 @@ impl<'a, T: Serialize + DeserializeOwned + 'static> Batch<'a, T> {
                 None => BatchItem { index, status: ItemStatus::Started, result: None, error: None },
             })
             .collect();
-        let result = BatchResult { all, completion_reason: reason };
-        if rebuild.is_some() {
-            return Ok(result);
-        }
-        let mut done = OperationUpdate::new(self.op.id.clone(), OperationType::Context, OperationAction::Succeed)
-            .placed(self.ctx.scope.parent_id.clone(), self.name.shared(), SubType::new(self.sub_type));
-        // The first run returns what a replay will: the result as its codec gives it back.
-        let encoded = self.serdes.serialize(&result).and_then(|p| Ok((self.serdes.deserialize(&p)?, p)));
-        let (back, payload) = match encoded {
-            Ok(pair) => pair,
-            Err(e) => {
-                // A result its codec cannot write (or read back) fails the batch, as it
-                // would fail a child context; a replay returns the same error.
-                let object = fit_error(e.into_object(), engine.limits.max_operation_payload);
-                let mut failed = done;
-                failed.action = OperationAction::Fail;
-                failed.error = Some(object.clone());
-                engine.enqueue_sync(failed).await;
-                return Err(Error::from_object(ErrorKind::BatchCompletion, object));
+        Ok(BatchResult { all, completion_reason: reason })
+    }
+
+    /// After the items: those the batch did not finish (never admitted, or dropped when it
+    /// completed) are not expected again; everything else recorded in the batch's context
+    /// must have been met.
+    fn settle_history(&self, results: &[Option<Result<T, ErrorObject>>]) -> Result<(), Diverged> {
+        let engine = self.call.engine();
+        let unfinished: Vec<usize> = (0..results.len()).filter(|i| results[*i].is_none()).collect();
+        match self.nesting {
+            Nesting::Nested => {
+                let ids: Vec<String> = unfinished.iter().map(|i| id::item_id(&self.call.id, *i)).collect();
+                engine.history().excuse(ids.iter().map(String::as_str));
             }
-        };
-        if payload.len() > engine.limits.max_context_result {
-            let summary = Summary {
-                kind: self.summary_type.to_owned(),
-                total_count: total,
-                completion_reason: reason,
-                completed_indexes: result
-                    .all
-                    .iter()
-                    .filter(|i| i.status != ItemStatus::Started)
-                    .map(|i| i.index)
-                    .collect(),
-                started_indexes: result.started().iter().map(|i| i.index).collect(),
-                started_count: result.started_count(),
-                success_count: result.success_count(),
-                failure_count: result.failure_count(),
-                status: "SUCCEEDED".to_owned(),
-            };
-            done.payload = Some(serde_json::to_string(&summary).expect("plain summary").into());
-            done.context_options = Some(ContextOptions { replay_children: Some(true) });
-            engine.enqueue_sync(done).await;
-            // A replay rebuilds the result from the items, not from this payload.
-            return Ok(result);
+            // A flat item's operations hang off the batch itself: which of them belong to
+            // an unfinished item cannot be told.
+            Nesting::Flat if !unfinished.is_empty() => engine.history().relax(&self.call.id),
+            Nesting::Flat => {}
         }
-        done.payload = Some(payload.into());
-        engine.enqueue_sync(done).await;
-        Ok(back)
+        engine.close_context(&self.call.id, &|| self.call.describe())
     }
 }
 
@@ -517,23 +533,22 @@ impl DurableContext {
     /// Items are admitted in index order; an item waiting on a timer or a callback keeps its
     /// slot. The batch operation records a [`BatchResult`] and succeeds even when items
     /// failed.
-    pub fn map<'a, I, T, E, F>(&self, name: impl Into<Name>, items: Vec<I>, f: F) -> Map<'a, T, I>
+    pub fn map<'a, I, T, F>(&self, name: impl Into<Name>, items: Vec<I>, f: F) -> Map<'a, T, I>
     where
         I: 'a,
-        F: AsyncFn(DurableContext, I, usize) -> Result<T, E> + 'a,
+        F: AsyncFn(DurableContext, I, usize) -> Result<T, Error> + 'a,
         T: Serialize + DeserializeOwned + 'static,
-        E: Into<Error> + 'a,
     {
         let f = std::rc::Rc::new(f);
         let make = move |item: I, i: usize| -> Branch<'a, T> {
             let f = f.clone();
-            Box::new(move |c: DurableContext| Box::pin(async move { f(c, item, i).await.map_err(Into::into) }))
+            Box::new(move |c: DurableContext| Box::pin(async move { f(c, item, i).await }))
         };
         Map {
             items,
             make: Box::new(make),
             namer: None,
-            batch: Batch::new(self, name.into(), SubType::MAP, SubType::MAP_ITERATION, "MapResult"),
+            batch: Batch::new(self, name.into(), "map", (SubType::MAP, SubType::MAP_ITERATION), "MapResult"),
         }
     }
 
@@ -545,7 +560,8 @@ impl DurableContext {
     where
         T: Serialize + DeserializeOwned + 'static,
     {
-        Parallel { batch: Batch::new(self, name.into(), SubType::PARALLEL, SubType::PARALLEL_BRANCH, "ParallelResult") }
+        let kinds = (SubType::PARALLEL, SubType::PARALLEL_BRANCH);
+        Parallel { batch: Batch::new(self, name.into(), "parallel", kinds, "ParallelResult") }
     }
 }
 
@@ -590,7 +606,7 @@ macro_rules! batch_options {
             type IntoFuture = LocalBoxFuture<'a, Result<BatchResult<T>, Error>>;
 
             fn into_future(self) -> Self::IntoFuture {
-                Box::pin(self.into_batch().run())
+                Box::pin(drive(self.into_batch()))
             }
         }
     };
@@ -624,23 +640,20 @@ impl<'a, T: Serialize + DeserializeOwned + 'static, I: 'a> Map<'a, T, I> {
 
 impl<'a, T: Serialize + DeserializeOwned + 'static> Parallel<'a, T> {
     /// Adds a branch named `parallel-branch-<i>`.
-    pub fn branch<E, F>(self, f: F) -> Self
+    pub fn branch<F>(self, f: F) -> Self
     where
-        F: AsyncFnOnce(DurableContext) -> Result<T, E> + 'a,
-        E: Into<Error> + 'a,
+        F: AsyncFnOnce(DurableContext) -> Result<T, Error> + 'a,
     {
         let i = self.batch.branches.len();
         self.branch_named(format!("parallel-branch-{i}"), f)
     }
 
     /// Adds a named branch.
-    pub fn branch_named<E, F>(mut self, name: impl Into<String>, f: F) -> Self
+    pub fn branch_named<F>(mut self, name: impl Into<String>, f: F) -> Self
     where
-        F: AsyncFnOnce(DurableContext) -> Result<T, E> + 'a,
-        E: Into<Error> + 'a,
+        F: AsyncFnOnce(DurableContext) -> Result<T, Error> + 'a,
     {
-        let branch: Branch<'a, T> =
-            Box::new(move |c: DurableContext| Box::pin(async move { f(c).await.map_err(Into::into) }));
+        let branch: Branch<'a, T> = Box::new(move |c: DurableContext| Box::pin(f(c)));
         self.batch.branches.push((name.into(), branch));
         self
     }

@@ -13,12 +13,11 @@ use futures::future::LocalBoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{DurableContext, Name, OpIdent, StepContext};
-use crate::engine::{Engine, Expect, park};
+use super::child::ChildContext;
+use super::{DurableContext, Name, StepContext};
+use crate::engine::{Call, Engine, Lifecycle, Next, drive};
 use crate::error::{Error, ErrorKind};
-use crate::model::{
-    CallbackOptions, ErrorObject, Operation, OperationAction, OperationStatus, OperationType, OperationUpdate, SubType,
-};
+use crate::model::{CallbackOptions, ErrorObject, Operation, OperationStatus, OperationType, OperationUpdate, SubType};
 use crate::retry::RetryStrategy;
 use crate::serdes::{Json, Serdes};
 
@@ -29,13 +28,11 @@ const MAX_CALLBACK_SECONDS: u64 = 99_999_999;
 /// [`DurableContext::create_callback`].
 #[must_use = "a callback is not created until awaited"]
 pub struct CreateCallback<T> {
-    ctx: DurableContext,
-    op: OpIdent,
-    name: Name,
+    call: Call,
     timeout: Option<Duration>,
     heartbeat: Option<Duration>,
     serdes: Arc<dyn Serdes<T>>,
-    sub_type: Cow<'static, str>,
+    options: CallbackOptions,
 }
 
 /// A created callback: its id goes to whoever will complete it; [`Callback::result`]
@@ -66,24 +63,26 @@ impl DurableContext {
         T: Serialize + DeserializeOwned + 'static,
     {
         CreateCallback {
-            ctx: self.clone(),
-            op: self.next_op(),
-            name: name.into(),
+            call: self.call("create_callback", OperationType::Callback, SubType::CALLBACK, name.into()),
             timeout: None,
             heartbeat: None,
             serdes: Arc::new(Json),
-            sub_type: Cow::Borrowed(SubType::CALLBACK),
+            options: CallbackOptions::default(),
         }
     }
 }
 
+/// Whole seconds of a callback timeout (0, as none, means no timeout). The protocol counts
+/// whole seconds: a fraction of a second is refused, not rounded.
 fn seconds(d: Option<Duration>, what: &str) -> Result<u32, Error> {
     let Some(d) = d else { return Ok(0) };
-    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    if secs > MAX_CALLBACK_SECONDS {
-        return Err(Error::validation(format!("a callback {what} lasts at most {MAX_CALLBACK_SECONDS} seconds")));
+    if d.subsec_nanos() != 0 || d.as_secs() > MAX_CALLBACK_SECONDS {
+        return Err(Error::validation(format!(
+            "a callback {what} of {d:?}: it lasts a whole number of seconds, at most {MAX_CALLBACK_SECONDS} (0 for \
+             none)"
+        )));
     }
-    Ok(secs as u32)
+    Ok(d.as_secs() as u32)
 }
 
 impl<T: 'static> CreateCallback<T> {
@@ -108,51 +107,62 @@ impl<T: 'static> CreateCallback<T> {
 
     /// A custom sub-type (1 to 32 characters of `[A-Za-z0-9_-]`).
     pub fn sub_type(mut self, sub_type: impl Into<Cow<'static, str>>) -> Self {
-        self.sub_type = sub_type.into();
+        self.call.sub_type = sub_type.into();
         self
     }
 
-    async fn run(self) -> Result<Callback<T>, Error> {
-        let engine = self.ctx.engine.clone();
-        self.name.validate().map_err(Error::validation)?;
-        SubType::validate(&self.sub_type).map_err(Error::validation)?;
-        let timeout = seconds(self.timeout, "timeout")?;
-        let heartbeat = seconds(self.heartbeat, "heartbeat timeout")?;
-        let expect = Expect {
-            op_type: OperationType::Callback,
-            sub_type: &self.sub_type,
-            name: self.name.as_deref(),
-            parent_id: self.ctx.scope.parent_id.as_deref(),
-        };
-        let Ok(recorded) = engine.visit(&self.op.id, &expect, &|| self.op.site.describe("create_callback")) else {
-            return park().await;
-        };
-        let op = if let Some(op) = recorded {
-            op
-        } else {
-            let mut u = OperationUpdate::new(self.op.id.clone(), OperationType::Callback, OperationAction::Start)
-                .placed(self.ctx.scope.parent_id.clone(), self.name.shared(), SubType::new(self.sub_type.clone()));
-            u.callback_options =
-                Some(CallbackOptions { timeout_seconds: Some(timeout), heartbeat_timeout_seconds: Some(heartbeat) });
-            engine.enqueue_sync(u).await;
-            #[allow(clippy::redundant_closure_for_method_calls)] // a path would not be general over the lifetime
-            match engine.with_operation(&self.op.id, |op| op.cloned()) {
-                Some(op) => op,
-                None => {
-                    return Err(Error::from_object(
-                        ErrorKind::CallbackFailed,
-                        ErrorObject::new("CallbackError", "the service did not return the callback's id"),
-                    ));
-                }
-            }
-        };
+    /// The callback of a recorded (or just started) operation.
+    fn callback(&self, op: Operation) -> Result<Callback<T>, Error> {
         let id = op.callback_details.as_ref().and_then(|d| d.callback_id.clone()).ok_or_else(|| {
             Error::from_object(
                 ErrorKind::CallbackFailed,
-                ErrorObject::new("CallbackError", format!("callback {} has no id recorded", self.op.id)),
+                ErrorObject::new("CallbackError", format!("callback {} has no id recorded", self.call.id)),
             )
         })?;
-        Ok(Callback { id, op_id: self.op.id.clone(), engine, recorded: RefCell::new(Some(op)), serdes: self.serdes })
+        Ok(Callback {
+            id,
+            op_id: self.call.id.clone(),
+            engine: self.call.engine().clone(),
+            recorded: RefCell::new(Some(op)),
+            serdes: self.serdes.clone(),
+        })
+    }
+}
+
+impl<T: 'static> Lifecycle for CreateCallback<T> {
+    type Output = Callback<T>;
+
+    fn call(&self) -> &Call {
+        &self.call
+    }
+
+    fn validate(&mut self) -> Result<(), Error> {
+        self.options = CallbackOptions {
+            timeout_seconds: Some(seconds(self.timeout, "timeout")?),
+            heartbeat_timeout_seconds: Some(seconds(self.heartbeat, "heartbeat timeout")?),
+        };
+        Ok(())
+    }
+
+    fn resume(&mut self, recorded: Option<Operation>) -> Next<Callback<T>> {
+        match recorded {
+            None => Next::Start { ack: true, attempt: 0 },
+            Some(op) => Next::Return(self.callback(op)),
+        }
+    }
+
+    fn start(&self, update: &mut OperationUpdate) {
+        update.callback_options = Some(self.options.clone());
+    }
+
+    fn started(&mut self, current: Option<&Operation>, _: u32) -> Next<Callback<T>> {
+        Next::Return(match current {
+            Some(op) => self.callback(op.clone()),
+            None => Err(Error::from_object(
+                ErrorKind::CallbackFailed,
+                ErrorObject::new("CallbackError", "the service did not return the callback's id"),
+            )),
+        })
     }
 }
 
@@ -161,7 +171,7 @@ impl<T: 'static> IntoFuture for CreateCallback<T> {
     type IntoFuture = LocalBoxFuture<'static, Result<Callback<T>, Error>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
+        Box::pin(drive(self))
     }
 }
 
@@ -193,16 +203,14 @@ impl<T> Callback<T> {
 
 /// `wait_for_callback`, ready to be awaited. Created by [`DurableContext::wait_for_callback`].
 #[must_use = "wait_for_callback does nothing until awaited"]
-pub struct WaitForCallback<'a, T, E, F> {
-    ctx: DurableContext,
-    op: OpIdent,
-    name: Name,
+pub struct WaitForCallback<'a, T, F> {
+    call: Call,
     submitter: F,
     timeout: Option<Duration>,
     heartbeat: Option<Duration>,
     retry: Option<Arc<dyn RetryStrategy>>,
     serdes: Arc<dyn Serdes<T>>,
-    _marker: super::Marker<'a, E>,
+    _marker: super::Marker<'a>,
 }
 
 impl DurableContext {
@@ -211,16 +219,28 @@ impl DurableContext {
     /// callback's result. All three run in a child context (`WaitForCallback`) named
     /// `name`, as AWS's SDKs do: the callback is named `"<name> create callback id"` and the
     /// step `"<name> submitter"`.
-    pub fn wait_for_callback<'a, T, E, F>(&self, name: impl Into<Name>, submitter: F) -> WaitForCallback<'a, T, E, F>
+    ///
+    /// ```
+    /// use durable_core::{DurableContext, Result};
+    ///
+    /// async fn approve(ctx: DurableContext) -> Result<bool> {
+    ///     ctx.wait_for_callback::<bool>("manager", async |id, _| {
+    ///         println!("ask the manager to answer callback {id}");
+    ///         Ok(())
+    ///     })
+    ///     .await
+    /// }
+    /// ```
+    pub fn wait_for_callback<'a, T>(
+        &self,
+        name: impl Into<Name>,
+        submitter: impl AsyncFnMut(String, StepContext) -> Result<(), Error> + 'a,
+    ) -> WaitForCallback<'a, T, impl AsyncFnMut(String, StepContext) -> Result<(), Error> + 'a>
     where
-        F: AsyncFnMut(String, StepContext) -> Result<(), E> + 'a,
         T: Serialize + DeserializeOwned + 'static,
-        E: Into<Error>,
     {
         WaitForCallback {
-            ctx: self.clone(),
-            op: self.next_op(),
-            name: name.into(),
+            call: self.call("wait_for_callback", OperationType::Context, SubType::WAIT_FOR_CALLBACK, name.into()),
             submitter,
             timeout: None,
             heartbeat: None,
@@ -231,11 +251,10 @@ impl DurableContext {
     }
 }
 
-impl<'a, T, E, F> WaitForCallback<'a, T, E, F>
+impl<'a, T, F> WaitForCallback<'a, T, F>
 where
-    F: AsyncFnMut(String, StepContext) -> Result<(), E> + 'a,
+    F: AsyncFnMut(String, StepContext) -> Result<(), Error> + 'a,
     T: Serialize + DeserializeOwned + 'static,
-    E: Into<Error> + 'a,
 {
     /// See [`CreateCallback::timeout`].
     pub fn timeout(mut self, d: Duration) -> Self {
@@ -262,10 +281,10 @@ where
     }
 
     async fn run(self) -> Result<T, Error> {
-        let WaitForCallback { ctx, op, name, mut submitter, timeout, heartbeat, retry, serdes, .. } = self;
-        let prefix = name.as_deref().map(|n| format!("{n} ")).unwrap_or_default();
-        let engine = ctx.engine.clone();
-        let context_id = op.id.clone();
+        let WaitForCallback { call, mut submitter, timeout, heartbeat, retry, serdes, .. } = self;
+        let prefix = call.name.as_deref().map(|n| format!("{n} ")).unwrap_or_default();
+        let engine = call.engine().clone();
+        let context_id = call.id.clone();
         let submitter_failed = std::cell::Cell::new(false);
         let body = async |child: DurableContext| -> Result<T, Error> {
             let mut create =
@@ -278,10 +297,9 @@ where
             }
             let callback = create.await?;
             let id = callback.id().to_owned();
-            let mut step =
-                child.step(format!("{prefix}submitter"), async |s| submitter(id.clone(), s).await.map_err(Into::into));
+            let mut step = child.step(format!("{prefix}submitter"), async |s| submitter(id.clone(), s).await);
             if let Some(r) = &retry {
-                step = step.retry(ArcRetry(r.clone()));
+                step = step.retry_shared(r.clone());
             }
             if let Err(e) = step.await {
                 submitter_failed.set(true);
@@ -289,9 +307,7 @@ where
             }
             callback.result().await
         };
-        let child =
-            super::child::ChildContext::from_parts(ctx, op, name, body, serdes.clone(), SubType::WAIT_FOR_CALLBACK);
-        let result = child.await;
+        let result = ChildContext::new(call, body, serdes.clone()).await;
         result.map_err(|e| {
             // The context records only the error; which part failed is told by this run
             // (the flag) or, on replay, by the recorded submitter step (the context's second
@@ -313,11 +329,10 @@ where
     }
 }
 
-impl<'a, T, E, F> IntoFuture for WaitForCallback<'a, T, E, F>
+impl<'a, T, F> IntoFuture for WaitForCallback<'a, T, F>
 where
-    F: AsyncFnMut(String, StepContext) -> Result<(), E> + 'a,
+    F: AsyncFnMut(String, StepContext) -> Result<(), Error> + 'a,
     T: Serialize + DeserializeOwned + 'static,
-    E: Into<Error> + 'a,
 {
     type Output = Result<T, Error>;
     type IntoFuture = LocalBoxFuture<'a, Result<T, Error>>;
@@ -337,14 +352,5 @@ impl<T> Serdes<T> for ArcSerdes<T> {
 
     fn deserialize(&self, payload: &str) -> Result<T, Error> {
         self.0.deserialize(payload)
-    }
-}
-
-/// A shared retry strategy as a strategy.
-struct ArcRetry(Arc<dyn RetryStrategy>);
-
-impl RetryStrategy for ArcRetry {
-    fn decide(&self, error: &ErrorObject, attempts_made: u32) -> crate::retry::RetryDecision {
-        self.0.decide(error, attempts_made)
     }
 }

@@ -25,7 +25,7 @@ impl DurableContext {
     /// The current time, recorded: a replay returns the time the first run saw. Use it
     /// instead of `SystemTime::now()` in durable code.
     pub fn now(&self) -> Now {
-        self.step(None::<&str>, async |_| Ok::<_, Error>(Timestamp::now().as_millis()))
+        self.step(None::<&str>, async |_| Ok(Timestamp::now().as_millis()))
             .sub_type("Now")
             .no_retry()
             .into_future()
@@ -40,7 +40,7 @@ impl DurableContext {
         StandardUniform: Distribution<T>,
         T: Serialize + DeserializeOwned + 'static,
     {
-        self.step(None::<&str>, async |_| Ok::<T, Error>(rand::random::<T>()))
+        self.step(None::<&str>, async |_| Ok(rand::random::<T>()))
             .sub_type("Random")
             .retry(presets::none())
             .into_future()
@@ -49,9 +49,6 @@ impl DurableContext {
     /// A random (v4) UUID, recorded: a replay returns the UUID the first run drew. Use it
     /// instead of `Uuid::new_v4()` in durable code.
     pub fn uuid(&self) -> Uuid {
-        self.step(None::<&str>, async |_| Ok::<_, Error>(uuid::Uuid::new_v4()))
-            .sub_type("Uuid")
-            .no_retry()
-            .into_future()
+        self.step(None::<&str>, async |_| Ok(uuid::Uuid::new_v4())).sub_type("Uuid").no_retry().into_future()
     }
 }

@@ -9,25 +9,25 @@ use futures::future::LocalBoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{DurableContext, Name, OpIdent};
-use crate::engine::{Expect, park};
+use super::{DurableContext, Name};
+use crate::engine::{Call, Lifecycle, Next, drive};
 use crate::error::{Error, ErrorKind};
 use crate::model::{
-    ChainedInvokeOptions, ErrorObject, OperationAction, OperationStatus, OperationType, OperationUpdate, SubType,
+    ChainedInvokeOptions, ErrorObject, Operation, OperationStatus, OperationType, OperationUpdate, SubType,
 };
 use crate::serdes::{Json, Serdes};
 
 /// A chained invoke, ready to be awaited. Created by [`DurableContext::invoke`].
 #[must_use = "an invoke does nothing until awaited"]
 pub struct Invoke<I, O> {
-    ctx: DurableContext,
-    op: OpIdent,
-    name: Name,
+    call: Call,
     function_name: String,
     input: I,
     tenant_id: Option<String>,
     payload_serdes: Option<Arc<dyn Serdes<I>>>,
     result_serdes: Arc<dyn Serdes<O>>,
+    /// The encoded input, once validated.
+    payload: String,
     _marker: PhantomData<fn() -> O>,
 }
 
@@ -43,14 +43,13 @@ impl DurableContext {
         O: DeserializeOwned + Serialize + 'static,
     {
         Invoke {
-            ctx: self.clone(),
-            op: self.next_op(),
-            name: name.into(),
+            call: self.call("invoke", OperationType::ChainedInvoke, SubType::CHAINED_INVOKE, name.into()),
             function_name: function_name.into(),
             input,
             tenant_id: None,
             payload_serdes: None,
             result_serdes: Arc::new(Json),
+            payload: String::new(),
             _marker: PhantomData,
         }
     }
@@ -74,72 +73,69 @@ impl<I: Serialize + 'static, O: 'static> Invoke<I, O> {
         self.result_serdes = Arc::new(serdes);
         self
     }
+}
 
-    async fn run(self) -> Result<O, Error> {
-        let engine = self.ctx.engine.clone();
-        self.name.validate().map_err(Error::validation)?;
+impl<I: Serialize + 'static, O: 'static> Lifecycle for Invoke<I, O> {
+    type Output = O;
+
+    fn call(&self) -> &Call {
+        &self.call
+    }
+
+    fn validate(&mut self) -> Result<(), Error> {
         if self.function_name.is_empty() {
             return Err(Error::validation("invoke needs a function name"));
         }
-        let expect = Expect {
-            op_type: OperationType::ChainedInvoke,
-            sub_type: SubType::CHAINED_INVOKE,
-            name: self.name.as_deref(),
-            parent_id: self.ctx.scope.parent_id.as_deref(),
+        self.payload = match &self.payload_serdes {
+            Some(s) => s.serialize(&self.input)?,
+            None => serde_json::to_string(&self.input)
+                .map_err(|e| Error::serdes(format!("cannot serialise the invoke's input: {e}")))?,
         };
-        let Ok(recorded) = engine.visit(&self.op.id, &expect, &|| self.op.site.describe("invoke")) else {
-            return park().await;
-        };
-        let op = match recorded {
-            Some(op) if op.status.is_terminal() => op,
-            Some(_) => engine.watch(self.op.id.clone()).await,
-            None => {
-                let payload = match &self.payload_serdes {
-                    Some(s) => s.serialize(&self.input)?,
-                    None => serde_json::to_string(&self.input)
-                        .map_err(|e| Error::serdes(format!("cannot serialise the invoke's input: {e}")))?,
-                };
-                if payload.len() > engine.limits.max_operation_payload {
-                    return Err(Error::from_object(
-                        ErrorKind::PayloadTooLarge,
-                        ErrorObject::new(
-                            crate::PAYLOAD_TOO_LARGE_ERROR_TYPE,
-                            format!(
-                                "the input of invoke {} is {} bytes; at most {} are accepted",
-                                self.function_name,
-                                payload.len(),
-                                engine.limits.max_operation_payload
-                            ),
-                        ),
-                    ));
-                }
-                let mut u =
-                    OperationUpdate::new(self.op.id.clone(), OperationType::ChainedInvoke, OperationAction::Start)
-                        .placed(
-                            self.ctx.scope.parent_id.clone(),
-                            self.name.shared(),
-                            SubType::new(SubType::CHAINED_INVOKE),
-                        );
-                u.payload = Some(payload.into());
-                u.chained_invoke_options = Some(ChainedInvokeOptions {
-                    function_name: self.function_name.clone(),
-                    tenant_id: self.tenant_id.clone(),
-                    xamzn_trace_id: None,
-                });
-                engine.enqueue_sync(u).await;
-                engine.watch(self.op.id.clone()).await
-            }
-        };
-        let details = op.chained_invoke_details.clone().unwrap_or_default();
-        match op.status {
-            OperationStatus::Succeeded => self.result_serdes.deserialize(details.result.as_deref().unwrap_or("null")),
-            _ => Err(Error::from_object(
+        let limit = self.call.engine().limits.max_operation_payload;
+        if self.payload.len() > limit {
+            return Err(Error::from_object(
+                ErrorKind::PayloadTooLarge,
+                ErrorObject::new(
+                    crate::PAYLOAD_TOO_LARGE_ERROR_TYPE,
+                    format!(
+                        "the input of invoke {} is {} bytes; at most {limit} are accepted",
+                        self.function_name,
+                        self.payload.len()
+                    ),
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn resume(&mut self, recorded: Option<Operation>) -> Next<O> {
+        let Some(op) = recorded else { return Next::Start { ack: true, attempt: 0 } };
+        if !op.status.is_terminal() {
+            return Next::Watch;
+        }
+        let details = op.chained_invoke_details.unwrap_or_default();
+        Next::Return(match op.status {
+            OperationStatus::Succeeded => self.call.decode(&*self.result_serdes, details.result.as_deref()),
+            status => Err(Error::from_object(
                 ErrorKind::Invoke,
                 details.error.unwrap_or_else(|| {
-                    ErrorObject::new("InvokeError", format!("the invoke of {} ended {}", self.function_name, op.status))
+                    ErrorObject::new("InvokeError", format!("the invoke of {} ended {status}", self.function_name))
                 }),
             )),
-        }
+        })
+    }
+
+    fn start(&self, update: &mut OperationUpdate) {
+        update.payload = Some(self.payload.as_str().into());
+        update.chained_invoke_options = Some(ChainedInvokeOptions {
+            function_name: self.function_name.clone(),
+            tenant_id: self.tenant_id.clone(),
+            xamzn_trace_id: None,
+        });
+    }
+
+    fn started(&mut self, _: Option<&Operation>, _: u32) -> Next<O> {
+        Next::Watch
     }
 }
 
@@ -148,6 +144,6 @@ impl<I: Serialize + 'static, O: 'static> IntoFuture for Invoke<I, O> {
     type IntoFuture = LocalBoxFuture<'static, Result<O, Error>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
+        Box::pin(drive(self))
     }
 }

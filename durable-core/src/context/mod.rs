@@ -21,7 +21,7 @@ use std::sync::Arc;
 pub use batch::{BatchItem, BatchResult, CompletionConfig, CompletionReason, ItemStatus, Map, Nesting, Parallel};
 pub use callback::{Callback, CreateCallback, WaitForCallback};
 pub use child::ChildContext;
-pub use combinator::ALL_FAILED_ERROR_TYPE;
+pub use combinator::{ALL_FAILED_ERROR_TYPE, Members};
 pub use condition::{PollUntil, WaitDecision, WaitForCondition, WaitStrategy, poll_until};
 pub use deterministic::{Now, Random, Uuid};
 pub use invoke::Invoke;
@@ -30,12 +30,14 @@ pub use saga::{COMPENSATION_FAILED_ERROR_TYPE, Saga, SagaStep};
 pub use step::{Step, StepContext, StepSemantics};
 pub use wait::Wait;
 
-use crate::engine::Engine;
-use crate::id::{self, Site};
-use crate::model::validate_name;
+use std::borrow::Cow;
 
-/// Ties an operation builder to the lifetime of its closure and to the closure's error type.
-pub(crate) type Marker<'a, E> = std::marker::PhantomData<(&'a (), fn() -> E)>;
+use crate::engine::{Call, Engine};
+use crate::id::{self, Site};
+use crate::model::{OperationType, validate_name};
+
+/// Ties an operation builder to the lifetime of its closure.
+pub(crate) type Marker<'a> = std::marker::PhantomData<&'a ()>;
 
 /// The handle a durable function gets: every durable operation is a method on it.
 ///
@@ -145,6 +147,30 @@ impl DurableContext {
             self.scope.positional.set(n);
             OpIdent { id: id::operation_id_shared(parent, &id::positional_key(n), 0), site: CallSite::Positional(n) }
         }
+    }
+
+    /// A new operation of this context: its id and call site, and what it is.
+    pub(crate) fn call(
+        &self,
+        method: &'static str,
+        op_type: OperationType,
+        sub_type: &'static str,
+        name: Name,
+    ) -> Call {
+        self.call_with(self.next_op(), method, op_type, sub_type, name)
+    }
+
+    /// An operation of this context whose id is already assigned (a saga's compensation,
+    /// a batch item).
+    pub(crate) fn call_with(
+        &self,
+        op: OpIdent,
+        method: &'static str,
+        op_type: OperationType,
+        sub_type: &'static str,
+        name: Name,
+    ) -> Call {
+        Call { ctx: self.clone(), id: op.id, site: op.site, op_type, sub_type: Cow::Borrowed(sub_type), name, method }
     }
 
     /// The ARN of the execution.

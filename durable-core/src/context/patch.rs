@@ -2,10 +2,10 @@
 
 use std::future::Future;
 
-use super::DurableContext;
-use crate::engine::{Expect, park};
+use super::{DurableContext, Name};
+use crate::engine::{Call, Lifecycle, Next, Outcome, drive};
 use crate::error::Error;
-use crate::model::{OperationAction, OperationType, OperationUpdate, SubType};
+use crate::model::{Operation, OperationType};
 
 /// The sub-type of the STEP operation that marks a patch as taken.
 pub const PATCH_SUB_TYPE: &str = "Patch";
@@ -34,48 +34,51 @@ impl DurableContext {
     ///
     /// async fn ship(ctx: DurableContext, order: String) -> Result<String, Error> {
     ///     if ctx.patched("use-new-carrier").await? {
-    ///         ctx.step("book carrier v2", async |_| Ok::<_, Error>(format!("v2:{order}"))).await
+    ///         ctx.step("book carrier v2", async |_| Ok(format!("v2:{order}"))).await
     ///     } else {
-    ///         ctx.step("book carrier", async |_| Ok::<_, Error>(format!("v1:{order}"))).await
+    ///         ctx.step("book carrier", async |_| Ok(format!("v1:{order}"))).await
     ///     }
     /// }
     /// ```
     pub fn patched(&self, change_id: &str) -> impl Future<Output = Result<bool, Error>> + 'static {
-        let ctx = self.clone();
-        let op = self.next_op();
-        let change_id: std::sync::Arc<str> = change_id.into();
+        let call = self.call("patched", OperationType::Step, PATCH_SUB_TYPE, Name::from(change_id));
         async move {
-            let engine = ctx.engine.clone();
-            crate::model::validate_name(&change_id).map_err(|e| Error::validation(format!("patch id: {e}")))?;
-            let parent = ctx.scope.parent_id.clone();
-            if !engine.is_recorded(&op.id) && engine.is_replaying(parent.as_deref()) {
+            let engine = call.engine().clone();
+            if !engine.is_recorded(&call.id) && engine.is_replaying(call.parent_id()) {
                 // History recorded before this call existed: the old path. Not visited,
                 // so the context keeps replaying the old operations.
                 return Ok(false);
             }
-            let expect = Expect {
-                op_type: OperationType::Step,
-                sub_type: PATCH_SUB_TYPE,
-                name: Some(&change_id),
-                parent_id: parent.as_deref(),
-            };
-            let Ok(recorded) = engine.visit(&op.id, &expect, &|| op.site.describe("patched")) else {
-                return park().await;
-            };
-            if recorded.is_none() {
-                for action in [OperationAction::Start, OperationAction::Succeed] {
-                    let mut u = OperationUpdate::new(op.id.clone(), OperationType::Step, action).placed(
-                        parent.clone(),
-                        Some(change_id.clone()),
-                        SubType::new(PATCH_SUB_TYPE),
-                    );
-                    if action == OperationAction::Succeed {
-                        u.payload = Some("true".into());
-                    }
-                    engine.enqueue(u);
-                }
-            }
-            Ok(true)
+            drive(Patch { call }).await
         }
+    }
+}
+
+/// A patch marker's lifecycle: recorded (START and SUCCEED, sent with the next batch) the
+/// first time an execution takes the new path.
+struct Patch {
+    call: Call,
+}
+
+impl Lifecycle for Patch {
+    type Output = bool;
+
+    fn call(&self) -> &Call {
+        &self.call
+    }
+
+    fn validate(&mut self) -> Result<(), Error> {
+        crate::model::validate_name(self.call.label()).map_err(|e| Error::validation(format!("patch id: {e}")))
+    }
+
+    fn resume(&mut self, recorded: Option<Operation>) -> Next<bool> {
+        match recorded {
+            None => Next::Start { ack: false, attempt: 0 },
+            Some(_) => Next::Return(Ok(true)),
+        }
+    }
+
+    async fn work(&mut self, _: u32) -> Outcome<bool> {
+        Outcome::Succeed { value: true, payload: Some("true".to_owned()), replay_children: false, ack: false }
     }
 }

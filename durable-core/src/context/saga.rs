@@ -52,17 +52,17 @@ struct Registered<'a> {
 ///     let saga = ctx.saga();
 ///     saga.run(async {
 ///         let flight = saga
-///             .step("book flight", async |_| Ok::<_, Error>("FL-1".to_owned()))
-///             .compensate(async |_, flight: String| {
+///             .step("book flight", async |_| Ok("FL-1".to_owned()))
+///             .compensate(async |_, flight| {
 ///                 println!("cancel {flight}");
-///                 Ok::<_, Error>(())
+///                 Ok(())
 ///             })
 ///             .await?;
 ///         let hotel = saga
-///             .step("book hotel", async |_| Ok::<_, Error>("HT-9".to_owned()))
-///             .compensate(async |_, hotel: String| {
+///             .step("book hotel", async |_| Ok("HT-9".to_owned()))
+///             .compensate(async |_, hotel| {
 ///                 println!("cancel {hotel}");
-///                 Ok::<_, Error>(())
+///                 Ok(())
 ///             })
 ///             .await?;
 ///         Ok((flight, hotel))
@@ -87,11 +87,10 @@ impl<'a> Saga<'a> {
     /// A step of the saga. Configure it like [`DurableContext::step`], then give its
     /// compensation with [`SagaStep::compensate`] (a step without one is an ordinary
     /// step).
-    pub fn step<'s, T, E, F>(&'s self, name: impl Into<Name>, f: F) -> SagaStep<'a, 's, T, E, F>
+    pub fn step<'s, T, F>(&'s self, name: impl Into<Name>, f: F) -> SagaStep<'a, 's, T, F>
     where
-        F: AsyncFnMut(StepContext) -> Result<T, E> + 'a,
+        F: AsyncFnMut(StepContext) -> Result<T, Error> + 'a,
         T: Serialize + DeserializeOwned + 'static,
-        E: Into<Error>,
     {
         SagaStep { saga: self, step: self.ctx.step(name, f), compensation: None }
     }
@@ -165,24 +164,22 @@ impl<'a> Saga<'a> {
 
 /// A saga step, ready to be awaited. Created by [`Saga::step`].
 #[must_use = "a step does nothing until it is awaited"]
-pub struct SagaStep<'a, 's, T, E, F> {
+pub struct SagaStep<'a, 's, T, F> {
     saga: &'s Saga<'a>,
-    step: Step<'a, T, E, F>,
+    step: Step<'a, T, F>,
     compensation: Option<Box<dyn FnOnce(T) -> Compensation<'a> + 'a>>,
 }
 
-impl<'a, T, E, F> SagaStep<'a, '_, T, E, F>
+impl<'a, T, F> SagaStep<'a, '_, T, F>
 where
-    F: AsyncFnMut(StepContext) -> Result<T, E> + 'a,
+    F: AsyncFnMut(StepContext) -> Result<T, Error> + 'a,
     T: Clone + 'static,
-    E: Into<Error> + 'a,
 {
     /// What undoes this step: called with the step's value, as a durable step of its
     /// own, when the saga compensates. Registered only if the step succeeds.
-    pub fn compensate<C, CE>(mut self, compensation: C) -> Self
+    pub fn compensate<C>(mut self, compensation: C) -> Self
     where
-        C: AsyncFnMut(StepContext, T) -> Result<(), CE> + 'a,
-        CE: Into<Error> + 'a,
+        C: AsyncFnMut(StepContext, T) -> Result<(), Error> + 'a,
     {
         self.compensation = Some(Box::new(move |value: T| -> Compensation<'a> {
             Box::new(move |ctx, op, name, retry| -> LocalBoxFuture<'a, Result<(), Error>> {
@@ -218,11 +215,10 @@ where
     }
 }
 
-impl<'a, 's, T, E, F> IntoFuture for SagaStep<'a, 's, T, E, F>
+impl<'a, 's, T, F> IntoFuture for SagaStep<'a, 's, T, F>
 where
-    F: AsyncFnMut(StepContext) -> Result<T, E> + 'a,
+    F: AsyncFnMut(StepContext) -> Result<T, Error> + 'a,
     T: Clone + 'static,
-    E: Into<Error> + 'a,
 {
     type Output = Result<T, Error>;
     type IntoFuture = LocalBoxFuture<'s, Result<T, Error>>;

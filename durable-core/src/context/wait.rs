@@ -5,86 +5,81 @@ use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 
-use super::step::MAX_DELAY_SECONDS;
-use super::{DurableContext, Name, OpIdent};
-use crate::engine::{Expect, park};
+use super::{DurableContext, Name};
+use crate::engine::{Call, Lifecycle, Next, drive};
 use crate::error::{Error, ErrorKind};
 use crate::model::{
-    ErrorObject, OperationAction, OperationStatus, OperationType, OperationUpdate, SubType, WaitOptions,
+    ErrorObject, MAX_DELAY_SECONDS, Operation, OperationStatus, OperationType, OperationUpdate, SubType, WaitOptions,
 };
 
 /// A durable wait, ready to be awaited. Created by [`DurableContext::wait`].
 #[must_use = "a wait does nothing until it is awaited"]
 pub struct Wait {
-    ctx: DurableContext,
-    op: OpIdent,
-    name: Name,
+    call: Call,
     duration: Duration,
+    seconds: u32,
 }
 
 impl DurableContext {
     /// Waits for `duration` durably: the execution suspends (nothing runs, nothing is
     /// billed on Lambda) and resumes when the time is up, even across process restarts.
     ///
-    /// The protocol counts whole seconds from 1 to 31,622,400 (366 days); a fractional
-    /// duration is rounded up, and a zero or longer duration is a validation error before
-    /// anything is checkpointed.
+    /// The protocol counts whole seconds, from 1 to 31,622,400 (366 days). Any other
+    /// duration (shorter than a second, longer than that, or with a fraction of a second)
+    /// is a validation error when the wait is awaited, before anything is checkpointed:
+    /// nothing is rounded behind your back.
     pub fn wait(&self, name: impl Into<Name>, duration: Duration) -> Wait {
-        Wait { ctx: self.clone(), op: self.next_op(), name: name.into(), duration }
+        Wait { call: self.call("wait", OperationType::Wait, SubType::WAIT, name.into()), duration, seconds: 0 }
     }
 }
 
-impl Wait {
-    fn seconds(&self) -> Result<u32, Error> {
-        let d = self.duration;
-        let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-        if secs == 0 || secs > MAX_DELAY_SECONDS {
-            return Err(Error::validation(format!(
-                "wait {} lasts {d:?}; a wait lasts 1 to {MAX_DELAY_SECONDS} seconds",
-                self.name.as_deref().unwrap_or("(unnamed)")
-            )));
-        }
-        Ok(secs as u32)
+impl Lifecycle for Wait {
+    type Output = ();
+
+    fn call(&self) -> &Call {
+        &self.call
     }
 
-    async fn run(self) -> Result<(), Error> {
-        let engine = self.ctx.engine.clone();
-        self.name.validate().map_err(Error::validation)?;
-        let seconds = self.seconds()?;
-        let expect = Expect {
-            op_type: OperationType::Wait,
-            sub_type: SubType::WAIT,
-            name: self.name.as_deref(),
-            parent_id: self.ctx.scope.parent_id.as_deref(),
-        };
-        let Ok(recorded) = engine.visit(&self.op.id, &expect, &|| self.op.site.describe("wait")) else {
-            return park().await;
-        };
+    fn validate(&mut self) -> Result<(), Error> {
+        let d = self.duration;
+        if d.subsec_nanos() != 0 || d.as_secs() == 0 || d.as_secs() > u64::from(MAX_DELAY_SECONDS) {
+            return Err(Error::validation(format!(
+                "wait {} lasts {d:?}; a wait lasts a whole number of seconds, from 1 to {MAX_DELAY_SECONDS} \
+                 (Duration::from_secs)",
+                self.call.label()
+            )));
+        }
+        self.seconds = d.as_secs() as u32;
+        Ok(())
+    }
+
+    fn resume(&mut self, recorded: Option<Operation>) -> Next<()> {
         match recorded.map(|op| op.status) {
-            Some(OperationStatus::Succeeded) => return Ok(()),
+            None => Next::Start { ack: true, attempt: 0 },
+            Some(OperationStatus::Succeeded) => Next::Return(Ok(())),
             Some(
                 status @ (OperationStatus::Cancelled
                 | OperationStatus::Failed
                 | OperationStatus::TimedOut
                 | OperationStatus::Stopped),
-            ) => {
-                return Err(Error::from_object(
-                    ErrorKind::WaitCancelled,
-                    ErrorObject::new("WaitCancelledError", format!("the wait ended {status} before its time")),
-                ));
-            }
-            Some(_) => {}
-            None => {
-                let mut u = OperationUpdate::new(self.op.id.clone(), OperationType::Wait, OperationAction::Start)
-                    .placed(self.ctx.scope.parent_id.clone(), self.name.shared(), SubType::new(SubType::WAIT));
-                u.wait_options = Some(WaitOptions { wait_seconds: Some(seconds) });
-                engine.enqueue_sync(u).await;
-                if engine.with_operation(&self.op.id, |op| op.is_some_and(|o| o.status == OperationStatus::Succeeded)) {
-                    return Ok(());
-                }
-            }
+            ) => Next::Return(Err(Error::from_object(
+                ErrorKind::WaitCancelled,
+                ErrorObject::new("WaitCancelledError", format!("the wait ended {status} before its time")),
+            ))),
+            Some(_) => Next::Suspend,
         }
-        match engine.blocked().await {}
+    }
+
+    fn start(&self, update: &mut OperationUpdate) {
+        update.wait_options = Some(WaitOptions { wait_seconds: Some(self.seconds) });
+    }
+
+    fn started(&mut self, current: Option<&Operation>, _: u32) -> Next<()> {
+        if current.is_some_and(|o| o.status == OperationStatus::Succeeded) {
+            Next::Return(Ok(()))
+        } else {
+            Next::Suspend
+        }
     }
 }
 
@@ -93,6 +88,6 @@ impl IntoFuture for Wait {
     type IntoFuture = LocalBoxFuture<'static, Result<(), Error>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
+        Box::pin(drive(self))
     }
 }

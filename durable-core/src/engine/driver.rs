@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use futures::future::LocalBoxFuture;
 
-use super::{Abort, Engine};
+use super::{Abort, Engine, Observer};
 use crate::checkpoint::{CheckpointError, Checkpointer};
 use crate::context::DurableContext;
 use crate::error::Error;
@@ -84,7 +84,7 @@ pub async fn run_invocation_until(
     stop: impl Future<Output = ()>,
 ) -> Result<InvocationOutcome, Stopped> {
     let stop: LocalBoxFuture<'_, ()> = Box::pin(stop);
-    run(input, checkpointer, handler.plugins(), false, Some(stop), |ctx, payload| handler.call(ctx, payload)).await.0
+    run(input, checkpointer, handler.plugins(), None, Some(stop), |ctx, payload| handler.call(ctx, payload)).await.0
 }
 
 /// Runs one invocation of a handler given as a closure from the root context and the
@@ -110,7 +110,7 @@ pub async fn run_invocation_with_plugins<'a, F>(
 where
     F: FnOnce(DurableContext, Option<String>) -> LocalBoxFuture<'a, Result<String, Error>>,
 {
-    without_stop(run(input, checkpointer, plugins, false, None, handler).await.0)
+    without_stop(run(input, checkpointer, plugins, None, None, handler).await.0)
 }
 
 /// The outcome of an invocation that had no stop signal.
@@ -121,17 +121,18 @@ fn without_stop(outcome: Result<InvocationOutcome, Stopped>) -> InvocationOutcom
     }
 }
 
-/// Runs one invocation in the replay tester's mode (replay only; every path stops at new
-/// work) and returns the engine for inspection.
-pub(crate) async fn run_for_replay_check<'a, F>(
+/// Runs one invocation watched by `observer` (the replay tester: replay only, every path
+/// stops at new work) and returns the engine for inspection.
+pub(crate) async fn run_observed<'a, F>(
     input: DurableExecutionInvocationInput,
     checkpointer: Rc<dyn Checkpointer>,
+    observer: Rc<dyn Observer>,
     handler: F,
 ) -> (InvocationOutcome, Rc<Engine>)
 where
     F: FnOnce(DurableContext, Option<String>) -> LocalBoxFuture<'a, Result<String, Error>>,
 {
-    let (outcome, engine) = run(input, checkpointer, Plugins::default(), true, None, handler).await;
+    let (outcome, engine) = run(input, checkpointer, Plugins::default(), Some(observer), None, handler).await;
     (without_stop(outcome), engine)
 }
 
@@ -139,7 +140,7 @@ async fn run<'a, F>(
     input: DurableExecutionInvocationInput,
     checkpointer: Rc<dyn Checkpointer>,
     plugins: Plugins,
-    replay_check: bool,
+    observer: Option<Rc<dyn Observer>>,
     stop: Option<LocalBoxFuture<'a, ()>>,
     handler: F,
 ) -> (Result<InvocationOutcome, Stopped>, Rc<Engine>)
@@ -154,9 +155,7 @@ where
     } = input;
     let watching = !plugins.is_empty();
     // Pages go straight into the engine's map: no intermediate list of every operation.
-    let mut engine = Engine::new(arn, token, checkpointer, plugins);
-    engine.replay_check = replay_check;
-    let engine = Rc::new(engine);
+    let engine = Rc::new(Engine::new(arn, token, checkpointer, plugins, observer));
     let mut input_payload = None;
     let mut found_execution = false;
     let mut recorded = 0usize;
@@ -394,7 +393,12 @@ impl Future for Driver<'_> {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| user.as_mut().poll(cx))) {
                     Ok(Poll::Ready(r)) => {
                         this.user = None;
-                        this.result = Some(r);
+                        // The handler returned a result: every operation recorded at the
+                        // root must have been met (a diverged one fails the invocation). An
+                        // error explains itself and drops nothing silently.
+                        if r.is_err() || this.engine.close_context("", &|| "the durable function".to_owned()).is_ok() {
+                            this.result = Some(r);
+                        }
                         progressed = true;
                     }
                     Ok(Poll::Pending) => {}
@@ -436,6 +440,11 @@ impl Future for Driver<'_> {
                     return Poll::Ready(Ok(InvocationOutcome::Output(output)));
                 }
                 if suspending {
+                    // New operations of concurrent code still waiting for recorded ones
+                    // that nothing will meet any more: the code diverged.
+                    if this.engine.check_stuck() {
+                        continue;
+                    }
                     this.user = None;
                     return Poll::Ready(Ok(InvocationOutcome::Output(DurableExecutionInvocationOutput::pending())));
                 }

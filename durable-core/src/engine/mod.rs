@@ -8,9 +8,16 @@
 //! checkpoint is in flight and something is blocked, the engine flushes what is queued and
 //! ends the invocation `PENDING`; the service re-invokes it when the blocker is done.
 //! Suspension is therefore invisible to user code: there is no error to catch by mistake.
+//!
+//! Every durable operation goes through one lifecycle ([`lifecycle`]): the call is checked
+//! against the history ([`history`]: its record, and the order of its context), then the
+//! operation replays its recorded outcome or does its work and checkpoints it.
 
 mod driver;
+mod history;
+mod lifecycle;
 mod queue;
+mod stack;
 
 use foldhash::{HashMap, HashMapExt, HashSet};
 use std::cell::{Cell, RefCell};
@@ -24,14 +31,17 @@ pub use driver::{
     InvocationOutcome, PANIC_ERROR_TYPE, Stopped, run_invocation, run_invocation_until, run_invocation_with,
     run_invocation_with_plugins,
 };
-pub(crate) use driver::{panic_message, run_for_replay_check};
+pub(crate) use driver::{panic_message, run_observed};
+pub(crate) use history::{CallShape, History, Visit};
+pub use history::{Divergence, Frontier, OperationShape};
+pub(crate) use lifecycle::{Call, Lifecycle, Next, Outcome, drive};
 pub(crate) use queue::Queue;
+pub(crate) use stack::Deep;
 
 use crate::checkpoint::{CheckpointError, Checkpointer, Limits};
 use crate::id::Site;
 use crate::model::{ErrorObject, Operation, OperationAction, OperationStatus, OperationType, OperationUpdate, SubType};
 use crate::plugin::{AttemptEvent, AttemptOutcome, OperationEvent, Plugins};
-use crate::replay::{Divergence, Frontier, OperationShape};
 
 /// The error type recorded when replay finds a different operation than the code calls.
 pub const NON_DETERMINISTIC_ERROR_TYPE: &str = "NonDeterministicExecutionError";
@@ -47,28 +57,28 @@ pub(crate) enum Abort {
     Checkpoint(CheckpointError),
 }
 
-/// What a call expects to find recorded at its id.
-pub(crate) struct Expect<'a> {
-    pub(crate) op_type: OperationType,
-    pub(crate) sub_type: &'a str,
-    pub(crate) name: Option<&'a str>,
-    pub(crate) parent_id: Option<&'a str>,
+/// Watches an invocation from outside: the replay tester. With an observer the engine
+/// runs in replay-only mode: every path of the code stops where it would do new work
+/// (start an operation the history does not have, run a step body), and the observer is
+/// told where, and where the code diverged from the history.
+pub(crate) trait Observer {
+    /// The code diverged from the history (the invocation fails).
+    fn diverged(&self, divergence: &Divergence);
+    /// A path of the code reached new work and stops there.
+    fn reached_frontier(&self, frontier: Frontier);
 }
+
+/// A call diverged from the history: the invocation fails; the caller parks.
+pub(crate) struct Diverged;
 
 /// Shared state of one invocation.
 pub(crate) struct Engine {
     pub(crate) arn: Rc<str>,
     pub(crate) checkpointer: Rc<dyn Checkpointer>,
     pub(crate) limits: Limits,
-    /// Recorded operations not visited yet by this invocation's code (a visit takes the
-    /// record out: each id is visited once), plus operations the service reported since.
-    ops: RefCell<HashMap<Arc<str>, Operation>>,
-    /// How many operations recorded when the invocation started are still unvisited, per
-    /// parent ("" = root): while non-zero, code in that context is replaying.
-    unvisited: RefCell<HashMap<Arc<str>, usize>>,
-    visited: RefCell<Visited>,
-    /// Contexts that started a new operation in this invocation: no longer replaying.
-    live: RefCell<HashSet<Arc<str>>>,
+    /// The recorded operations, the code's progress through them, and what the service
+    /// reported since.
+    history: RefCell<History>,
     pub(crate) queue: RefCell<Queue>,
     running: Cell<usize>,
     blocked: Cell<usize>,
@@ -81,25 +91,24 @@ pub(crate) struct Engine {
     pub(crate) plugins: Plugins,
     /// Operations whose end the plugins were told about in this invocation.
     ended: RefCell<HashSet<Arc<str>>>,
-    /// The replay tester's mode: replay only, stopping each path at new work.
-    pub(crate) replay_check: bool,
-    /// Replay tester: the first point where the code went past the history.
-    pub(crate) frontier: RefCell<Option<Frontier>>,
-    /// The details of a non-deterministic replay.
-    pub(crate) divergence: RefCell<Option<Divergence>>,
+    /// The replay tester, when it runs the invocation.
+    observer: Option<Rc<dyn Observer>>,
 }
 
 impl Engine {
-    pub(crate) fn new(arn: String, token: String, checkpointer: Rc<dyn Checkpointer>, plugins: Plugins) -> Engine {
+    pub(crate) fn new(
+        arn: String,
+        token: String,
+        checkpointer: Rc<dyn Checkpointer>,
+        plugins: Plugins,
+        observer: Option<Rc<dyn Observer>>,
+    ) -> Engine {
         let limits = checkpointer.limits();
         Engine {
             arn: Rc::from(arn),
             checkpointer,
             limits,
-            ops: RefCell::new(HashMap::new()),
-            unvisited: RefCell::new(HashMap::new()),
-            visited: RefCell::new(Visited::default()),
-            live: RefCell::new(HashSet::default()),
+            history: RefCell::new(History::default()),
             queue: RefCell::new(Queue::new(token, limits)),
             running: Cell::new(0),
             blocked: Cell::new(0),
@@ -108,18 +117,15 @@ impl Engine {
             site_keys: RefCell::new(HashMap::new()),
             plugins,
             ended: RefCell::new(HashSet::default()),
-            replay_check: false,
-            frontier: RefCell::new(None),
-            divergence: RefCell::new(None),
+            observer,
         }
     }
 
-    /// The operations recorded before the invocation that it never visited.
+    /// The operations recorded before the invocation that it never visited, in contexts
+    /// its code entered.
     pub(crate) fn unvisited_operations(&self) -> Vec<Operation> {
-        let mut ops: Vec<Operation> =
-            self.ops.borrow().values().filter(|o| o.op_type != OperationType::Execution).cloned().collect();
-        ops.sort_by(|a, b| a.start_timestamp.cmp(&b.start_timestamp).then_with(|| a.id.cmp(&b.id)));
-        ops
+        let history = self.history.borrow();
+        history.unvisited(|id| history.entered(id))
     }
 
     /// Tells the plugins that operation `op` ended, once per invocation.
@@ -172,26 +178,18 @@ impl Engine {
         }
     }
 
-    /// Tells the plugins an attempt starts (`outcome` `None`) or ended.
-    pub(crate) fn plugin_attempt(
-        &self,
-        id: &str,
-        parent_id: Option<&str>,
-        name: Option<&str>,
-        sub_type: &str,
-        attempt: u32,
-        outcome: Option<Result<(), &ErrorObject>>,
-    ) {
+    /// Tells the plugins an attempt of `call` starts (`outcome` `None`) or ended.
+    pub(crate) fn plugin_attempt(&self, call: &Call, attempt: u32, outcome: Option<Result<(), &ErrorObject>>) {
         if self.plugins.is_empty() {
             return;
         }
         let event = AttemptEvent {
             execution_arn: &self.arn,
-            operation_id: id,
-            parent_id,
-            name,
-            op_type: OperationType::Step,
-            sub_type: Some(sub_type),
+            operation_id: &call.id,
+            parent_id: call.parent_id(),
+            name: call.name.as_deref(),
+            op_type: call.op_type,
+            sub_type: Some(&call.sub_type),
             attempt,
             outcome: outcome.map(|o| if o.is_ok() { AttemptOutcome::Succeeded } else { AttemptOutcome::Failed }),
             error: outcome.and_then(Result::err),
@@ -205,15 +203,7 @@ impl Engine {
 
     /// Adds operations recorded before this invocation (a page of the initial state).
     pub(crate) fn record(&self, ops: Vec<Operation>) {
-        let mut map = self.ops.borrow_mut();
-        let mut unvisited = self.unvisited.borrow_mut();
-        map.reserve(ops.len());
-        for op in ops {
-            if op.op_type != OperationType::Execution {
-                *unvisited.entry(op.parent_id.clone().unwrap_or_else(|| Arc::from(""))).or_default() += 1;
-            }
-            map.insert(op.id.clone(), op);
-        }
+        self.history.borrow_mut().record(ops);
     }
 
     /// The site key of a compile-time site, computed once per invocation.
@@ -224,7 +214,7 @@ impl Engine {
 
     /// Runs `f` on the current record of an operation without cloning it.
     pub(crate) fn with_operation<R>(&self, id: &str, f: impl FnOnce(Option<&Operation>) -> R) -> R {
-        f(self.ops.borrow().get(id))
+        f(self.history.borrow().get(id))
     }
 
     /// Merges operations returned by the service, and wakes whoever watches for changes.
@@ -232,12 +222,12 @@ impl Engine {
         if ops.is_empty() {
             return;
         }
-        let mut map = self.ops.borrow_mut();
+        let mut history = self.history.borrow_mut();
         for op in ops {
             self.plugin_operation_end(&op);
-            map.insert(op.id.clone(), op);
+            history.update(op);
         }
-        drop(map);
+        drop(history);
         for w in self.watchers.borrow_mut().drain(..) {
             w.wake();
         }
@@ -253,119 +243,111 @@ impl Engine {
     /// operation recorded under it is not visited yet, and the code has not started a new
     /// operation there (which means it went past the recorded history).
     pub(crate) fn is_replaying(&self, parent: Option<&str>) -> bool {
-        let key = parent.unwrap_or("");
-        !self.live.borrow().contains(key) && self.unvisited.borrow().get(key).is_some_and(|n| *n > 0)
+        self.history.borrow().is_replaying(parent.unwrap_or(""))
     }
 
     /// Whether an operation is recorded (and not visited yet), without visiting it.
     pub(crate) fn is_recorded(&self, id: &str) -> bool {
-        self.ops.borrow().contains_key(id)
+        self.history.borrow().get(id).is_some()
     }
 
-    /// Looks up the record at `id` and validates it against the call. On a mismatch the
-    /// invocation aborts (FAILED, non-deterministic) and this returns `Err(())`: the caller
-    /// must then park forever.
-    pub(crate) fn visit(
-        &self,
-        id: &str,
-        expect: &Expect<'_>,
-        describe: &dyn Fn() -> String,
-    ) -> Result<Option<Operation>, ()> {
-        if !self.visited.borrow_mut().insert(id) {
-            self.fail_nondeterministic(
-                id,
-                describe(),
-                None,
-                Some(OperationShape::of_call(expect)),
-                format!(
-                    "two durable calls produced the same operation id {id} ({}); give the calls distinct names or pin \
-                     distinct function names with #[durable(name = ...)]",
-                    describe()
-                ),
-            );
-            return Err(());
+    /// Looks up the record of a call, checking it against the call and the history's
+    /// order (see [`History`]): the recorded operation, or `None` for new work. A new
+    /// operation in concurrent code waits here until its context's recorded operations
+    /// are all met. In the replay tester a path stops (never returns) at new work. On a
+    /// divergence the invocation fails and this returns `Err`: the caller must park.
+    pub(crate) async fn enter(self: &Rc<Self>, call: &CallShape<'_>) -> Result<Option<Operation>, Diverged> {
+        if self.aborted() {
+            return Err(Diverged);
         }
-        let Some(op) = self.ops.borrow_mut().remove(id) else {
-            if self.replay_check {
-                // The replay tester stops each path where the code goes past the history.
-                self.reach_frontier(id, describe());
-                return Err(());
+        let visit = self.history.borrow_mut().visit(call);
+        match visit {
+            Ok(Visit::Recorded(op)) => return Ok(Some(op)),
+            Ok(Visit::New) => {}
+            Ok(Visit::Park) => {
+                self.history.borrow_mut().park(call);
+                let key: Arc<str> = Arc::from(call.parent_id.unwrap_or(""));
+                Parked { engine: self.clone(), key, id: Arc::from(call.id), counted: false }.await;
+                if self.aborted() {
+                    return Err(Diverged);
+                }
             }
-            // A new operation: this context has gone past its recorded history.
-            self.live.borrow_mut().insert(Arc::from(expect.parent_id.unwrap_or("")));
-            return Ok(None);
-        };
-        if op.op_type != OperationType::Execution
-            && let Some(n) = self.unvisited.borrow_mut().get_mut(op.parent_id.as_deref().unwrap_or(""))
-        {
-            *n = n.saturating_sub(1);
+            Err(d) => {
+                self.diverge(*d);
+                return Err(Diverged);
+            }
         }
-        let rec_sub = op.sub_type.as_ref().map(SubType::as_str);
-        let mismatch = op.op_type != expect.op_type
-            || rec_sub != Some(expect.sub_type)
-            || op.name.as_deref() != expect.name
-            || op.parent_id.as_deref() != expect.parent_id;
-        if mismatch {
-            let recorded = describe_side(op.op_type, rec_sub, op.name.as_deref(), op.parent_id.as_deref());
-            let current = describe_side(expect.op_type, Some(expect.sub_type), expect.name, expect.parent_id);
-            let message = format!(
-                "non-deterministic replay at {} (operation {id}): the history recorded {recorded}, but the code now calls \
-                 {current}",
-                describe()
-            );
-            self.fail_nondeterministic(
-                id,
-                describe(),
-                Some(OperationShape::of_record(&op)),
-                Some(OperationShape::of_call(expect)),
-                message,
-            );
-            return Err(());
+        if let Some(observer) = &self.observer {
+            observer.reached_frontier(Frontier { operation_id: call.id.to_owned(), call_site: (call.describe)() });
+            match self.blocked().await {}
         }
-        Ok(Some(op))
+        Ok(None)
     }
 
-    /// Fails the invocation as non-deterministic, keeping the details for the replay
-    /// tester.
-    pub(crate) fn fail_nondeterministic(
-        &self,
-        id: &str,
-        call_site: String,
-        recorded: Option<OperationShape>,
-        current: Option<OperationShape>,
-        message: String,
-    ) {
-        if self.abort.borrow().is_none() {
-            *self.divergence.borrow_mut() = Some(Divergence {
-                operation_id: id.to_owned(),
-                call_site,
-                recorded,
-                current,
-                message: message.clone(),
-            });
+    /// The code returned from context `key` (`""`: the handler returned): its recorded
+    /// operations must all have been met. On a divergence the invocation fails.
+    pub(crate) fn close_context(&self, key: &str, site: &dyn Fn() -> String) -> Result<(), Diverged> {
+        if self.aborted() {
+            return Err(Diverged);
         }
-        self.set_abort(Abort::NonDeterministic(ErrorObject::new(NON_DETERMINISTIC_ERROR_TYPE, message)));
+        let closed = self.history.borrow().close(key, site);
+        closed.map_err(|d| {
+            self.diverge(*d);
+            Diverged
+        })
     }
 
-    /// Replay tester: a path of the code reached new work at `id`. It stays blocked (the
-    /// invocation then ends as suspended, after every other path has gone as far as the
-    /// history reaches); the first such point is reported.
-    fn reach_frontier(&self, id: &str, call_site: String) {
-        self.blocked.set(self.blocked.get() + 1);
-        let mut frontier = self.frontier.borrow_mut();
-        if frontier.is_none() {
-            *frontier = Some(Frontier { operation_id: id.to_owned(), call_site });
+    /// Fails the invocation as non-deterministic.
+    pub(crate) fn diverge(&self, divergence: Divergence) {
+        if self.aborted() {
+            return;
+        }
+        if let Some(observer) = &self.observer {
+            observer.diverged(&divergence);
+        }
+        self.set_abort(Abort::NonDeterministic(ErrorObject::new(NON_DETERMINISTIC_ERROR_TYPE, divergence.message)));
+    }
+
+    /// A divergence that is not about one operation of the history (a combinator's
+    /// recorded decision that does not fit its members).
+    pub(crate) fn diverge_at(&self, call: &Call, message: String) {
+        self.diverge(Divergence {
+            operation_id: call.id.to_string(),
+            call_site: call.describe(),
+            recorded: None,
+            current: None,
+            message,
+        });
+    }
+
+    /// Parked calls that can never go on make the code diverge. Called when the
+    /// invocation would otherwise suspend; whether it diverged.
+    pub(crate) fn check_stuck(&self) -> bool {
+        let stuck = self.history.borrow().stuck();
+        match stuck {
+            Some(d) => {
+                self.diverge(d);
+                true
+            }
+            None => false,
         }
     }
 
-    /// Whether a step body (or check) at `id` may run now. Not after an abort, and never
-    /// in the replay tester, where running it would be new work: the path stops there.
-    pub(crate) fn may_run_body(&self, id: &str, describe: &dyn Fn() -> String) -> bool {
+    /// The history, for the operations that excuse, trace and open regions.
+    pub(crate) fn history(&self) -> std::cell::RefMut<'_, History> {
+        self.history.borrow_mut()
+    }
+
+    /// Whether a step body (or check) of `call` may run now. Not after an abort, and
+    /// never in the replay tester, where running it would be new work: the path stops
+    /// there (the caller parks, counted as blocked).
+    pub(crate) fn may_run_body(&self, call: &Call) -> bool {
         if self.aborted() {
             return false;
         }
-        if self.replay_check {
-            self.reach_frontier(id, describe());
+        if let Some(observer) = &self.observer {
+            self.blocked.set(self.blocked.get() + 1);
+            observer.reached_frontier(Frontier { operation_id: call.id.to_string(), call_site: call.describe() });
             return false;
         }
         true
@@ -417,35 +399,101 @@ impl Engine {
     }
 }
 
-/// The ids visited by this invocation. Ids made by `durable-id-v1` (32 lowercase hex
-/// digits) are kept as the 128-bit number they spell, without allocating; others as text.
-#[derive(Default)]
-struct Visited {
-    ids: HashSet<u128>,
-    other: HashSet<String>,
+/// A new operation of concurrent code waiting for its context's recorded operations to
+/// be met (see [`History`]). Counts as blocked while it waits.
+struct Parked {
+    engine: Rc<Engine>,
+    key: Arc<str>,
+    id: Arc<str>,
+    counted: bool,
 }
 
-impl Visited {
-    /// Records `id`; `false` if it was visited before.
-    fn insert(&mut self, id: &str) -> bool {
-        if id.len() == 32
-            && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            && let Ok(n) = u128::from_str_radix(id, 16)
-        {
-            self.ids.insert(n)
-        } else {
-            self.other.insert(id.to_owned())
+impl Parked {
+    fn uncount(&mut self) {
+        if self.counted {
+            self.counted = false;
+            self.engine.blocked.set(self.engine.blocked.get() - 1);
         }
     }
 }
 
-fn describe_side(t: OperationType, sub: Option<&str>, name: Option<&str>, parent: Option<&str>) -> String {
-    format!(
-        "{t}/{} named {} under {}",
-        sub.unwrap_or("-"),
-        name.map_or_else(|| "(unnamed)".to_owned(), |n| format!("{n:?}")),
-        parent.map_or_else(|| "the root".to_owned(), |p| format!("parent {p}"))
-    )
+impl Future for Parked {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.engine.aborted() {
+            return Poll::Ready(());
+        }
+        let go = self.engine.history.borrow_mut().may_proceed(&self.key, cx.waker());
+        if go {
+            self.uncount();
+            self.engine.history.borrow_mut().unpark(&self.id);
+            return Poll::Ready(());
+        }
+        if !self.counted {
+            self.counted = true;
+            self.engine.blocked.set(self.engine.blocked.get() + 1);
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        self.uncount();
+        if let Ok(mut history) = self.engine.history.try_borrow_mut() {
+            history.unpark(&self.id);
+        }
+    }
+}
+
+/// Code running concurrently with other code of context `key` (a combinator member, a
+/// map item, a parallel branch): while it is polled, its visits of `key` form a region
+/// (see [`History`]).
+pub(crate) struct Concurrent<F> {
+    engine: Rc<Engine>,
+    key: Arc<str>,
+    complete: bool,
+    inner: F,
+}
+
+impl<F: Future + Unpin> Concurrent<F> {
+    /// `inner`, run as concurrent code of context `key`; `complete` when it replays a
+    /// recorded decision, so that every operation it meets must be recorded.
+    pub(crate) fn new(engine: &Rc<Engine>, key: Arc<str>, complete: bool, inner: F) -> Self {
+        Concurrent { engine: engine.clone(), key, complete, inner }
+    }
+}
+
+impl<F: Future + Unpin> Future for Concurrent<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let _region = Region::open(&this.engine, &this.key, this.complete);
+        Pin::new(&mut this.inner).poll(cx)
+    }
+}
+
+/// An open region of a context; closed on drop (also when the code inside panics).
+pub(crate) struct Region<'a> {
+    engine: &'a Engine,
+    key: &'a str,
+}
+
+impl<'a> Region<'a> {
+    pub(crate) fn open(engine: &'a Engine, key: &'a str, complete: bool) -> Self {
+        engine.history.borrow_mut().enter_region(key, complete);
+        Region { engine, key }
+    }
+}
+
+impl Drop for Region<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut history) = self.engine.history.try_borrow_mut() {
+            history.leave_region(self.key);
+        }
+    }
 }
 
 /// Resolves once the update it was created for is acknowledged by the checkpointer.

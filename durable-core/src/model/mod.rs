@@ -22,6 +22,9 @@ pub use operation::{
     OperationType, StepDetails, SubType, WaitDetails, validate_name, validate_operation_id,
 };
 pub use timestamp::Timestamp;
+
+/// The longest wait or retry delay the protocol accepts, in seconds (366 days).
+pub const MAX_DELAY_SECONDS: u32 = 31_622_400;
 pub use update::{
     CallbackOptions, ChainedInvokeOptions, ContextOptions, OperationAction, OperationUpdate, StepOptions, WaitOptions,
 };

@@ -7,14 +7,11 @@ use foldhash::HashMap;
 
 use super::state::ExecState;
 use crate::model::{
-    CallbackDetails, ContextDetails, ErrorObject, Event, EventDetails, EventInput, EventType, Operation,
-    OperationAction, OperationStatus, OperationType, OperationUpdate, RetryDetails, StepDetails, SubType, Timestamp,
-    WaitDetails, validate_name, validate_operation_id,
+    CallbackDetails, ContextDetails, ErrorObject, Event, EventDetails, EventInput, EventType, MAX_DELAY_SECONDS,
+    Operation, OperationAction, OperationStatus, OperationType, OperationUpdate, RetryDetails, StepDetails, SubType,
+    Timestamp, WaitDetails, validate_name, validate_operation_id,
 };
 use crate::store::{ExecutionRecord, OperationMeta, StoredOperation};
-
-/// The longest wait or retry delay, in seconds.
-pub(crate) const MAX_DELAY_SECONDS: u32 = 31_622_400;
 
 /// The outcome of applying a batch to a working copy.
 pub(crate) struct Applied {

@@ -246,6 +246,170 @@ fn duplicate_labels_are_errors_naming_the_first() {
     );
 }
 
+/// The duplicate-label errors of `body`, as `label: method of the first`.
+fn duplicates(body: TokenStream) -> Vec<String> {
+    errors(body)
+        .iter()
+        .map(|e| {
+            let label = e.split('`').nth(1).unwrap();
+            let first = e.rsplit('`').nth(1).unwrap();
+            assert!(e.starts_with("duplicate durable label"), "{e}");
+            format!("{label}: {first}")
+        })
+        .collect()
+}
+
+#[test]
+fn one_label_in_exclusive_branches_is_accepted() {
+    let got = sites(quote! {
+        if paid {
+            ctx.step("notify", f).await?;
+        } else {
+            ctx.wait("notify", d).await?;
+        }
+        if a {
+            ctx.step("chain", f).await?;
+        } else if b {
+            ctx.invoke("chain", target, input).await?;
+        } else {
+            ctx.step("chain", g).await?;
+        }
+        let v = match state {
+            State::New => ctx.step("settle", f).await?,
+            State::Paid if late => ctx.wait("settle", d).await?,
+            State::Paid => {
+                if urgent { ctx.step("nested", f).await? } else { ctx.step("settle", g).await? }
+            }
+            _ => ctx.step("nested", g).await?,
+        };
+        for item in items {
+            if item.big { ctx.step("each", f).await?; } else { ctx.step("each", g).await?; }
+        }
+        ctx.step("after", f).await?;
+    });
+    assert_eq!(
+        got,
+        [
+            "step notify",
+            "wait notify",
+            "step chain",
+            "invoke chain",
+            "step chain",
+            "step settle",
+            "wait settle",
+            "step nested",
+            "step settle",
+            "step nested",
+            "step each",
+            "step each",
+            "step after"
+        ]
+    );
+}
+
+#[test]
+fn exclusive_branches_in_different_child_contexts_are_accepted() {
+    let got = sites(quote! {
+        match kind {
+            Kind::A => ctx.run_in_child_context("a", async |c| c.step("work", f).await).await?,
+            Kind::B => ctx.run_in_child_context("b", async |c| c.step("work", g).await).await?,
+        }
+    });
+    assert_eq!(got, ["run_in_child_context a", "step work", "run_in_child_context b", "step work"]);
+}
+
+#[test]
+fn one_label_on_paths_that_can_both_run_is_an_error() {
+    // In sequence.
+    assert_eq!(duplicates(quote!(ctx.step("a", f).await?; ctx.wait("a", d).await?;)), ["a: step"]);
+    // In a then-block and after the `if`.
+    assert_eq!(duplicates(quote!(if c { ctx.step("a", f).await?; } ctx.wait("a", d).await?;)), ["a: step"]);
+    // In an `else` and after the `if`, with the then-block's use exclusive with the `else`'s.
+    assert_eq!(
+        duplicates(quote! {
+            if c { ctx.step("a", f).await?; } else { ctx.invoke("a", t, i).await?; }
+            ctx.wait("a", d).await?;
+        }),
+        ["a: step"]
+    );
+    // In the condition and in the branches it guards.
+    assert_eq!(
+        duplicates(quote! {
+            if ctx.step("a", f).await? { ctx.wait("a", d).await?; } else { ctx.invoke("a", t, i).await?; }
+        }),
+        ["a: step", "a: step"]
+    );
+    assert_eq!(
+        duplicates(quote! {
+            if let Some(x) = ctx.step("a", f).await? { ctx.wait("a", d).await?; }
+        }),
+        ["a: step"]
+    );
+    // The condition of an `else if` runs before its own then-block, but never with the
+    // outer then-block.
+    assert_eq!(
+        duplicates(quote! {
+            if c { ctx.invoke("a", t, i).await?; } else if ctx.step("a", f).await? { ctx.wait("a", d).await?; }
+        }),
+        ["a: step"]
+    );
+    // In a scrutinee and an arm.
+    assert_eq!(
+        duplicates(quote!(match ctx.step("a", f).await? {
+            0 => ctx.wait("a", d).await?,
+            _ => {}
+        })),
+        ["a: step"]
+    );
+    // Twice in one arm.
+    assert_eq!(
+        duplicates(quote! {
+            match x {
+                0 => { ctx.step("a", f).await?; ctx.wait("a", d).await?; }
+                _ => ctx.invoke("a", t, i).await?,
+            }
+        }),
+        ["a: step"]
+    );
+    // A guard runs even when a later arm is taken.
+    assert_eq!(
+        duplicates(quote! {
+            match x {
+                Some(_) if ctx.step("a", f).await? => {}
+                _ => ctx.wait("a", d).await?,
+            }
+        }),
+        ["a: step"]
+    );
+    // In a loop body and after the loop.
+    assert_eq!(duplicates(quote!(for i in items { ctx.step("a", f).await?; } ctx.wait("a", d).await?;)), ["a: step"]);
+    // In two `if`s one after the other.
+    assert_eq!(duplicates(quote!(if c { ctx.step("a", f).await?; } if d { ctx.wait("a", d).await?; })), ["a: step"]);
+    // In a closure and outside it.
+    assert_eq!(
+        duplicates(quote! {
+            ctx.run_in_child_context("c", async |c| c.step("a", f).await).await?;
+            if x { ctx.wait("a", d).await?; } else {}
+        }),
+        ["a: step"]
+    );
+}
+
+#[test]
+fn a_use_after_a_duplicate_must_be_exclusive_with_it_too() {
+    // The `wait` is exclusive with the `step` but not with the reported `invoke`.
+    assert_eq!(
+        duplicates(quote! {
+            match x {
+                0 => ctx.step("a", f).await?,
+                _ if ctx.invoke("a", t, i).await? => ctx.wait("a", d).await?,
+                _ => {}
+            }
+        }),
+        ["a: step", "a: invoke"]
+    );
+}
+
 #[test]
 fn unlabelled_sites_never_clash() {
     let got = sites(quote!(ctx.now(); ctx.now(); ctx.wait(name, d); ctx.wait(name, d);));

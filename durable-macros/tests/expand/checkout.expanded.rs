@@ -18,7 +18,7 @@ pub async fn checkout(ctx: DurableContext, order: Order) -> durable::Result<Rece
         .step("reserve", async |_| inventory::reserve(&order.items).await)
         .await?;
     let total: u64 = ::durable::__private::at(&ctx, &__DURABLE_SITES[1])
-        .step("price", async |_| Ok::<_, durable::Error>(order.total()))
+        .step("price", async |_| Ok(order.total()))
         .await?;
     for item in &order.items {
         ::durable::__private::at(&ctx, &__DURABLE_SITES[2])

@@ -6,7 +6,7 @@ use durable::{DurableContext, durable};
 #[durable]
 pub async fn checkout(ctx: DurableContext, order: Order) -> durable::Result<Receipt> {
     let reservation = ctx.step("reserve", async |_| inventory::reserve(&order.items).await).await?;
-    let total: u64 = ctx.step("price", async |_| Ok::<_, durable::Error>(order.total())).await?;
+    let total: u64 = ctx.step("price", async |_| Ok(order.total())).await?;
     for item in &order.items {
         ctx.step("notify warehouse", async |_| warehouse::notify(item).await).await?;
     }

@@ -32,7 +32,7 @@
 //! use durable_core::{DurableContext, Error, handler};
 //! use durable_runtime::LocalRunner;
 //!
-//! async fn approve(ctx: DurableContext, (): ()) -> Result<String, Error> {
+//! async fn approve(ctx: DurableContext) -> Result<String, Error> {
 //!     let cb = ctx.create_callback::<String>("approval").await?;
 //!     cb.result().await
 //! }

@@ -5,7 +5,7 @@
 //! use durable_core::{DurableContext, Error, handler};
 //!
 //! async fn process_order(ctx: DurableContext, order_id: String) -> Result<String, Error> {
-//!     ctx.step("charge", async |_| Ok::<_, Error>(format!("paid {order_id}"))).await
+//!     ctx.step("charge", async |_| Ok(format!("paid {order_id}"))).await
 //! }
 //!
 //! #[tokio::main(flavor = "current_thread")]

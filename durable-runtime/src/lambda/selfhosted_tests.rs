@@ -50,7 +50,7 @@ impl Wakeups for Outbox {
 }
 
 async fn order(ctx: DurableContext, id: String) -> Result<String, Error> {
-    let r = ctx.step("reserve", async |_| Ok::<_, Error>(format!("rsv-{id}"))).await?;
+    let r = ctx.step("reserve", async |_| Ok(format!("rsv-{id}"))).await?;
     ctx.wait("cool-off", Duration::from_secs(2)).await?;
     let cb = ctx.create_callback::<String>("carrier").await?;
     let shipment = cb.result().await?;
@@ -218,7 +218,7 @@ async fn slow_steps(ctx: DurableContext, n: u32) -> Result<u32, Error> {
         sum += ctx
             .step("slow", async |_| {
                 tokio::time::sleep(Duration::from_millis(40)).await;
-                Ok::<_, Error>(i)
+                Ok(i)
             })
             .await?;
     }
@@ -265,7 +265,7 @@ async fn parent(ctx: DurableContext, n: u32) -> Result<u32, Error> {
 }
 
 async fn doubler(ctx: DurableContext, n: u32) -> Result<u32, Error> {
-    ctx.step("double", async |_| Ok::<_, Error>(n * 2)).await
+    ctx.step("double", async |_| Ok(n * 2)).await
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::*;
 
 async fn greet(ctx: DurableContext, name: String) -> Result<String, Error> {
-    ctx.step("greet", async |_| Ok::<_, Error>(format!("Hello, {name}!"))).await
+    ctx.step("greet", async |_| Ok(format!("Hello, {name}!"))).await
 }
 
 async fn nap(ctx: DurableContext, (): ()) -> Result<u32, Error> {

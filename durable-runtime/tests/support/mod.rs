@@ -17,10 +17,10 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Checks a request, waits for a human's decision on a callback, and reports it.
 pub async fn approve(ctx: DurableContext, request: String) -> Result<String, Error> {
-    let checked = ctx.step("check", async |_| Ok::<_, Error>(format!("checked {request}"))).await?;
+    let checked = ctx.step("check", async |_| Ok(format!("checked {request}"))).await?;
     let callback = ctx.create_callback::<String>("approval").timeout(Duration::from_hours(1)).await?;
     let decision = callback.result().await?;
-    ctx.step("record", async |_| Ok::<_, Error>(())).await?;
+    ctx.step("record", async |_| Ok(())).await?;
     Ok(format!("{checked}: {decision}"))
 }
 

@@ -66,7 +66,7 @@ async fn expense_approval(ctx: DurableContext, expense: Expense) -> Result<Decis
     // a real one would send an email or a chat message), then wait for the answer. The
     // execution suspends until the callback is completed from outside, or for a day.
     let answer = ctx
-        .wait_for_callback::<String, Error, _>("manager-approval", async |callback_id: String, _step| {
+        .wait_for_callback::<String>("manager-approval", async |callback_id, _step| {
             println!(
                 "  asked     the manager to approve: {summary} (callback {}…)",
                 callback_id.get(..12).unwrap_or(&callback_id)
@@ -86,7 +86,7 @@ async fn expense_approval(ctx: DurableContext, expense: Expense) -> Result<Decis
     };
     ctx.step("record-decision", async |_| {
         println!("  recorded  expense {} {}", expense.id, if approved { "approved" } else { "rejected" });
-        Ok::<_, Error>(())
+        Ok(())
     })
     .await?;
     Ok(Decision { expense: expense.id, approved, note })
@@ -108,6 +108,29 @@ async fn pending_callback(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The approver's side, as another process would see it: prints the callback id and the
+/// command that completes it, and answers it itself after `approve_after`, if given.
+async fn ask_manager(
+    service: std::sync::Arc<durable::service::CheckpointService>,
+    arn: String,
+    endpoint: String,
+    approve_after: Option<Duration>,
+) -> std::result::Result<(), String> {
+    let id = pending_callback(&service, &arn).await.map_err(|e| e.to_string())?;
+    let cli = format!("cargo run --bin durable -- --endpoint {endpoint}");
+    println!("\nwaiting for the manager. From another terminal, approve:\n");
+    println!("  {cli} callback succeed {id} '\"approved\"'\n");
+    println!("or reject:\n\n  {cli} callback fail {id} --type Rejected --message 'over budget'\n");
+    println!("or look at it: {cli} timeline expense-42\n");
+    if let Some(after) = approve_after {
+        tokio::time::sleep(after).await;
+        println!("  (approving it after {after:?}, as asked, through the control plane)");
+        let client = Client::new(&endpoint).map_err(|e| e.to_string())?;
+        client.callback_success(&id, Some("\"approved (demo)\"")).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// `--approve-after <secs>` (or `--approve-after=<secs>`), else `APPROVE_AFTER`.
@@ -148,23 +171,7 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 
     // The approver's side, as another process would see it: the callback id, and the
     // command that completes it.
-    let service = runner.service().clone();
-    let watched = arn.clone();
-    let approver = tokio::spawn(async move {
-        let id = pending_callback(&service, &watched).await.map_err(|e| e.to_string())?;
-        let cli = format!("cargo run --bin durable -- --endpoint {endpoint}");
-        println!("\nwaiting for the manager. From another terminal, approve:\n");
-        println!("  {cli} callback succeed {id} '\"approved\"'\n");
-        println!("or reject:\n\n  {cli} callback fail {id} --type Rejected --message 'over budget'\n");
-        println!("or look at it: {cli} timeline expense-42\n");
-        if let Some(after) = approve_after {
-            tokio::time::sleep(after).await;
-            println!("  (approving it after {after:?}, as asked, through the control plane)");
-            let client = Client::new(&endpoint).map_err(|e| e.to_string())?;
-            client.callback_success(&id, Some("\"approved (demo)\"")).await.map_err(|e| e.to_string())?;
-        }
-        Ok::<_, String>(())
-    });
+    let approver = tokio::spawn(ask_manager(runner.service().clone(), arn.clone(), endpoint, approve_after));
 
     let record = runner.run_until_finished(&arn).await?;
     approver.abort();

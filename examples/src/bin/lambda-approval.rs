@@ -46,7 +46,7 @@ async fn approve_expense(ctx: DurableContext, expense: Expense) -> Result<Decisi
     // The submitter hands the callback id to the approver (a real one would send an email
     // or a chat message; this one logs it, and the logs go to CloudWatch).
     let answer = ctx
-        .wait_for_callback::<String, Error, _>("manager-approval", async |callback_id: String, _| {
+        .wait_for_callback::<String>("manager-approval", async |callback_id, _| {
             println!("approval requested: {summary}; callback id {callback_id}");
             Ok(())
         })
@@ -59,7 +59,7 @@ async fn approve_expense(ctx: DurableContext, expense: Expense) -> Result<Decisi
         Err(e) => return Err(e),
     };
     let decision = Decision { expense: expense.id.clone(), approved, note };
-    ctx.step("record-decision", async |_| Ok::<_, Error>(())).await?;
+    ctx.step("record-decision", async |_| Ok(())).await?;
     Ok(decision)
 }
 

@@ -34,7 +34,7 @@ struct Receipt {
 
 #[durable(name = "lambda-order")]
 async fn process_order(ctx: DurableContext, order: Order) -> Result<Receipt> {
-    let reservation = ctx.step("reserve-inventory", async |_| Ok::<_, Error>(format!("rsv-{}", order.id))).await?;
+    let reservation = ctx.step("reserve-inventory", async |_| Ok(format!("rsv-{}", order.id))).await?;
 
     let payment = ctx
         .step("charge-card", async |s| {

@@ -59,7 +59,7 @@ async fn process_order(ctx: DurableContext, order: Order) -> Result<Receipt> {
     let reservation = ctx
         .step("reserve-inventory", async |_| {
             println!("  running   reserve-inventory: {} item(s)", order.items.len());
-            Ok::<_, Error>(format!("rsv-{}", order.id))
+            Ok(format!("rsv-{}", order.id))
         })
         .await?;
     note(&ctx, &format!("inventory reserved ({reservation})"));
@@ -86,7 +86,7 @@ async fn process_order(ctx: DurableContext, order: Order) -> Result<Receipt> {
     let tracking = ctx
         .step("ship", async |_| {
             println!("  running   ship");
-            Ok::<_, Error>(format!("trk-{}", order.id))
+            Ok(format!("trk-{}", order.id))
         })
         .await?;
     note(&ctx, &format!("shipped ({tracking})"));

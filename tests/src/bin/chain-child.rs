@@ -8,7 +8,7 @@ use durable::prelude::*;
 #[durable(name = "chain-child")]
 async fn child(ctx: DurableContext, n: u32) -> Result<u32> {
     ctx.wait("breather", Duration::from_secs(1)).await?;
-    ctx.step("double", async |_| Ok::<_, Error>(n * 2)).await
+    ctx.step("double", async |_| Ok(n * 2)).await
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -25,7 +25,7 @@ fn effect(path: &str, line: &str) -> std::io::Result<()> {
 /// The invoke target: doubles its input in a step.
 #[durable]
 async fn double(ctx: DurableContext, n: u32) -> Result<u32> {
-    ctx.step("double", async |_| Ok::<_, Error>(n * 2)).await
+    ctx.step("double", async |_| Ok(n * 2)).await
 }
 
 #[durable]
@@ -34,7 +34,7 @@ async fn all_ops(ctx: DurableContext, fx: String) -> Result<Value> {
     let one = ctx
         .step("step", async |_| {
             effect(fx, "step")?;
-            Ok::<_, Error>(1u32)
+            Ok(1u32)
         })
         .await?;
 
@@ -43,11 +43,11 @@ async fn all_ops(ctx: DurableContext, fx: String) -> Result<Value> {
             let x = c
                 .step("child step", async |_| {
                     effect(fx, "child-step")?;
-                    Ok::<_, Error>(10u32)
+                    Ok(10u32)
                 })
                 .await?;
             c.wait("child wait", Duration::from_secs(1)).await?;
-            Ok::<_, Error>(x + 1)
+            Ok(x + 1)
         })
         .await?;
 
@@ -57,7 +57,7 @@ async fn all_ops(ctx: DurableContext, fx: String) -> Result<Value> {
             0u32,
             async |n, _| {
                 effect(fx, "poll")?;
-                Ok::<_, Error>(n + 1)
+                Ok(n + 1)
             },
             poll_until(|n: &u32| *n < 3)
                 .initial_delay(Duration::from_secs(1))
@@ -69,7 +69,7 @@ async fn all_ops(ctx: DurableContext, fx: String) -> Result<Value> {
     let approval: String = ctx
         .wait_for_callback("approval", async |_id: String, _| {
             effect(fx, "submit")?;
-            Ok::<_, Error>(())
+            Ok(())
         })
         .timeout(Duration::from_hours(1))
         .await?;
@@ -80,7 +80,7 @@ async fn all_ops(ctx: DurableContext, fx: String) -> Result<Value> {
         .map("squares", vec![1u32, 2, 3, 4], async |c: DurableContext, x: u32, _i: usize| {
             c.step("square", async |_| {
                 effect(fx, &format!("square-{x}"))?;
-                Ok::<_, Error>(x * x)
+                Ok(x * x)
             })
             .await
         })
@@ -93,14 +93,14 @@ async fn all_ops(ctx: DurableContext, fx: String) -> Result<Value> {
         .branch(async |c: DurableContext| {
             c.step("left", async |_| {
                 effect(fx, "left")?;
-                Ok::<_, Error>("l".to_owned())
+                Ok("l".to_owned())
             })
             .await
         })
         .branch(async |c: DurableContext| {
             c.step("right", async |_| {
                 effect(fx, "right")?;
-                Ok::<_, Error>("r".to_owned())
+                Ok("r".to_owned())
             })
             .await
         })
@@ -110,7 +110,7 @@ async fn all_ops(ctx: DurableContext, fx: String) -> Result<Value> {
     let fast = ctx
         .step("fast", async |_| {
             effect(fx, "fast")?;
-            Ok::<_, Error>("fast".to_owned())
+            Ok("fast".to_owned())
         })
         .into_future();
     let slow = ctx.wait("slow", Duration::from_hours(1));
@@ -124,11 +124,11 @@ async fn all_ops(ctx: DurableContext, fx: String) -> Result<Value> {
         .run(async {
             saga.step("reserve", async |_| {
                 effect(fx, "reserve")?;
-                Ok::<_, Error>(7u32)
+                Ok(7u32)
             })
             .compensate(async |_, n: u32| {
                 effect(fx, &format!("release-{n}"))?;
-                Ok::<_, Error>(())
+                Ok(())
             })
             .await?;
             ctx.wait("before charge", Duration::from_secs(1)).await?;

@@ -32,7 +32,7 @@ async fn crash_workflow(ctx: DurableContext, effects: String) -> Result<i64> {
         let v = ctx
             .step(alo.clone(), async |s| {
                 effect(&effects, &format!("{alo} attempt={}", s.attempt()))?;
-                Ok::<_, Error>(i64::from(i))
+                Ok(i64::from(i))
             })
             .await?;
         acked(&alo);
@@ -42,7 +42,7 @@ async fn crash_workflow(ctx: DurableContext, effects: String) -> Result<i64> {
         let r = ctx
             .step(amo.clone(), async |s| {
                 effect(&effects, &format!("{amo} attempt={}", s.attempt()))?;
-                Ok::<_, Error>(i64::from(i) * 10)
+                Ok(i64::from(i) * 10)
             })
             .at_most_once()
             .no_retry()

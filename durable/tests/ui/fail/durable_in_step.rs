@@ -6,7 +6,7 @@ use durable::{DurableContext, durable};
 async fn checkout(ctx: DurableContext) -> durable::Result<u32> {
     ctx.step("charge", async |_| {
         ctx.wait("settle", Duration::from_secs(60)).await?;
-        Ok::<_, durable::Error>(1)
+        Ok(1)
     })
     .await
 }

@@ -6,8 +6,8 @@ use durable::{DurableContext, durable};
 #[durable]
 async fn checkout(ctx: DurableContext) -> durable::Result<u32> {
     let started = Instant::now();
-    let a = ctx.step("charge", async |_| Ok::<_, durable::Error>(1)).await?;
-    let b = ctx.step("charge", async |_| Ok::<_, durable::Error>(2)).await?;
+    let a = ctx.step("charge", async |_| Ok(1)).await?;
+    let b = ctx.step("charge", async |_| Ok(2)).await?;
     let id = uuid::Uuid::new_v4();
     drop((started, id));
     Ok(a + b)

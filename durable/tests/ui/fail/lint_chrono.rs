@@ -23,7 +23,7 @@ async fn dated(ctx: DurableContext) -> durable::Result<u64> {
     let utc = chrono::Utc::now();
     ctx.run_in_child_context("local", async |child| {
         let local = Local::now();
-        child.step("store", async |_| Ok::<_, durable::Error>(local)).await
+        child.step("store", async |_| Ok(local)).await
     })
     .await
     .map(|l| l + utc)

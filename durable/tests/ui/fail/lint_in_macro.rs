@@ -6,7 +6,7 @@ use durable::{DurableContext, durable};
 async fn logged(ctx: DurableContext) -> durable::Result<()> {
     println!("started at {:?}", SystemTime::now());
     let v = vec![rand::random::<u8>(), 2];
-    ctx.step("work", async move |_| Ok::<_, durable::Error>(v.len())).await?;
+    ctx.step("work", async move |_| Ok(v.len())).await?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use durable::{DurableContext, durable};
 #[durable]
 async fn timed(ctx: DurableContext) -> durable::Result<u128> {
     let started = Instant::now();
-    ctx.step("work", async |_| Ok::<_, durable::Error>(())).await?;
+    ctx.step("work", async |_| Ok(())).await?;
     Ok(started.elapsed().as_millis())
 }
 

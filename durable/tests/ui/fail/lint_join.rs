@@ -9,7 +9,7 @@ async fn both(ctx: DurableContext) -> durable::Result<u32> {
     let (g, h) = future::join(async { 7 }, async { 8 }).await;
     let (i, j) = future::try_join(async { Ok::<_, durable::Error>(9) }, async { Ok(10) }).await?;
     let sum = a + b + c + d + e + f + g + h + i + j;
-    ctx.step("record", async move |_| Ok::<_, durable::Error>(sum)).await
+    ctx.step("record", async move |_| Ok(sum)).await
 }
 
 fn main() {

@@ -13,7 +13,7 @@ async fn fan_in(ctx: DurableContext) -> durable::Result<usize> {
     let tasks: tokio::task::JoinSet<u32> = tokio::task::JoinSet::new();
     let n = every.len() + ok.len() + unordered.len() + tasks.len();
     let total = n + usize::try_from(first + good + either).unwrap_or(0);
-    ctx.step("record", async move |_| Ok::<_, durable::Error>(total)).await
+    ctx.step("record", async move |_| Ok(total)).await
 }
 
 fn main() {

@@ -13,7 +13,7 @@ async fn draw(ctx: DurableContext) -> durable::Result<u64> {
     let a = rand::rng().next_u64();
     let b = rng().next_u64();
     let c = old_rand::thread_rng();
-    ctx.step("use", async |_| Ok::<_, durable::Error>(a ^ b ^ c)).await
+    ctx.step("use", async |_| Ok(a ^ b ^ c)).await
 }
 
 fn main() {

@@ -6,7 +6,7 @@ use durable::{DurableContext, durable};
 #[durable]
 async fn poll(ctx: DurableContext) -> durable::Result<()> {
     thread::sleep(Duration::from_secs(5));
-    ctx.step("check", async |_| Ok::<_, durable::Error>(())).await
+    ctx.step("check", async |_| Ok(())).await
 }
 
 fn main() {

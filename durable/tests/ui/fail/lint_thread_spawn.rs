@@ -4,7 +4,7 @@ use durable::{DurableContext, durable};
 async fn background(ctx: DurableContext) -> durable::Result<u32> {
     let worker = std::thread::spawn(|| 1);
     let n = worker.join().unwrap_or(0);
-    ctx.step("record", async move |_| Ok::<_, durable::Error>(n)).await
+    ctx.step("record", async move |_| Ok(n)).await
 }
 
 fn main() {

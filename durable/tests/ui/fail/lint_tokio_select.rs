@@ -14,7 +14,7 @@ async fn first_reply(ctx: DurableContext) -> durable::Result<u32> {
         a = fast => a,
         b = slow => b,
     };
-    ctx.step("record", async move |_| Ok::<_, durable::Error>(winner)).await
+    ctx.step("record", async move |_| Ok(winner)).await
 }
 
 fn main() {

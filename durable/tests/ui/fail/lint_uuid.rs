@@ -4,7 +4,7 @@ use uuid::Uuid;
 #[durable]
 async fn order_id(ctx: DurableContext) -> durable::Result<String> {
     let id = Uuid::new_v4();
-    ctx.step("record", async |_| Ok::<_, durable::Error>(id.to_string())).await
+    ctx.step("record", async |_| Ok(id.to_string())).await
 }
 
 fn main() {

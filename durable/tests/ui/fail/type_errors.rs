@@ -5,7 +5,7 @@ use durable::{DurableContext, durable};
 async fn checkout(ctx: DurableContext) -> durable::Result<u32> {
     let draw: u32 = ctx.random::<u64>().await?;
     let _ = draw;
-    ctx.step("charge", async |_| Ok::<_, durable::Error>("one")).await
+    ctx.step("charge", async |_| Ok("one")).await
 }
 
 fn main() {

@@ -2,7 +2,7 @@ use durable::{DurableContext, durable};
 
 #[durable(nmae = "checkout")]
 async fn checkout(ctx: DurableContext) -> durable::Result<()> {
-    ctx.step("charge", async |_| Ok::<_, durable::Error>(())).await
+    ctx.step("charge", async |_| Ok(())).await
 }
 
 fn main() {

@@ -7,25 +7,25 @@ use durable::{DurableContext, durable};
 
 #[durable]
 async fn workflow(ctx: DurableContext, order: u32) -> durable::Result<u64> {
-    let reserved = ctx.step("reserve", async |_| Ok::<_, durable::Error>(1)).await?;
-    let priced = ctx.step("price", |_| async move { Ok::<_, durable::Error>(u64::from(order) * 2) }).await?;
-    let attempt = ctx.step(None::<&str>, async |step| Ok::<_, durable::Error>(step.attempt())).await?;
+    let reserved = ctx.step("reserve", async |_| Ok(1)).await?;
+    let priced = ctx.step("price", |_| async move { Ok(u64::from(order) * 2) }).await?;
+    let attempt = ctx.step(None::<&str>, async |step| Ok(step.attempt())).await?;
     ctx.wait("cool off", Duration::from_secs(60)).await?;
     let mut total = 0;
     for i in 0..3u64 {
-        total += ctx.step("item", async move |_| Ok::<_, durable::Error>(i)).await?;
+        total += ctx.step("item", async move |_| Ok(i)).await?;
     }
     let child: u64 = ctx
         .run_in_child_context("child", async |c| {
-            let inner = c.step("inner", async |_| Ok::<_, durable::Error>(5u64)).await?;
+            let inner = c.step("inner", async |_| Ok(5u64)).await?;
             c.wait(None::<&str>, Duration::from_secs(1)).await?;
             let _when: SystemTime = c.now().await?;
-            Ok::<_, durable::Error>(inner)
+            Ok(inner)
         })
         .await?;
     let other: u64 =
         ctx.run_in_child_context("child 2", |c| async move {
-            c.step("inner 2", async |_| Ok::<_, durable::Error>(6u64)).await
+            c.step("inner 2", async |_| Ok(6u64)).await
         })
         .await?;
     let now: SystemTime = ctx.now().await?;

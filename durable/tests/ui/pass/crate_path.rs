@@ -9,12 +9,12 @@ use sdk::durable::{DurableContext, durable};
 
 #[durable(crate = crate::sdk::durable, name = "sdk-flow")]
 async fn flow(ctx: DurableContext) -> sdk::durable::Result<u32> {
-    ctx.step("one", async |_| Ok::<_, sdk::durable::Error>(1)).await
+    ctx.step("one", async |_| Ok(1)).await
 }
 
 #[durable(crate = "crate::sdk::durable")]
 async fn flow2(ctx: DurableContext) -> sdk::durable::Result<u32> {
-    ctx.step("two", async |_| Ok::<_, sdk::durable::Error>(2)).await
+    ctx.step("two", async |_| Ok(2)).await
 }
 
 /// No durable calls: no site table, and nothing to warn about.

@@ -6,7 +6,7 @@ use durable::{DurableContext, durable};
 #[durable]
 async fn send_email(ctx: &DurableContext, to: &str) -> durable::Result<u32> {
     let to = to.to_owned();
-    ctx.step("send", async move |_| Ok::<_, durable::Error>(to.len() as u32)).await
+    ctx.step("send", async move |_| Ok(to.len() as u32)).await
 }
 
 #[durable]
@@ -20,7 +20,7 @@ async fn onboard(mut ctx: DurableContext, email: String) -> durable::Result<u64>
     let coupon = ctx
         .run_in_child_context("welcome", async |child| {
             let again = send_email(&child, "second@example.com").await?;
-            Ok::<_, durable::Error>(again)
+            Ok(again)
         })
         .await?;
     let bumped = bump(&mut ctx).await?;

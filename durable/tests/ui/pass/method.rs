@@ -13,14 +13,14 @@ impl Shop {
     #[durable]
     async fn checkout(&self, ctx: DurableContext, amount: u64) -> durable::Result<u64> {
         let fee = self.fee;
-        let charged = ctx.step("charge", async |_| Ok::<_, durable::Error>(amount + fee)).await?;
-        ctx.step("receipt", async |_| Ok::<_, durable::Error>(charged)).await
+        let charged = ctx.step("charge", async |_| Ok(amount + fee)).await?;
+        ctx.step("receipt", async |_| Ok(charged)).await
     }
 
     #[durable(name = "shop.refund")]
     pub async fn refund(&mut self, ctx: &DurableContext, amount: u64) -> Result<u64, durable::Error> {
         self.fee = 0;
-        ctx.step("refund", async |_| Ok::<_, durable::Error>(amount)).await
+        ctx.step("refund", async |_| Ok(amount)).await
     }
 
     #[durable]
@@ -28,7 +28,7 @@ impl Shop {
     where
         T: Serialize + DeserializeOwned + Clone + 'static,
     {
-        ctx.step("echo", async |_| Ok::<_, durable::Error>(input.clone())).await
+        ctx.step("echo", async |_| Ok(input.clone())).await
     }
 }
 

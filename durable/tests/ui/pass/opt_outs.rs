@@ -27,7 +27,7 @@ async fn marked(ctx: DurableContext) -> durable::Result<u128> {
         }
         _ => false,
     };
-    ctx.step("work", async |_| Ok::<_, durable::Error>(slept)).await?;
+    ctx.step("work", async |_| Ok(slept)).await?;
     Ok(started.elapsed().as_millis())
 }
 
@@ -35,15 +35,15 @@ async fn marked(ctx: DurableContext) -> durable::Result<u128> {
 async fn allowed(ctx: DurableContext) -> durable::Result<u64> {
     let t = SystemTime::now();
     let r: u64 = rand::random();
-    ctx.step("work", async |_| Ok::<_, durable::Error>(r)).await?;
+    ctx.step("work", async |_| Ok(r)).await?;
     Ok(t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
 }
 
 #[durable]
 async fn in_steps(ctx: DurableContext) -> durable::Result<String> {
-    let t = ctx.step("stamp", async |_| Ok::<_, durable::Error>(format!("{:?}", SystemTime::now()))).await?;
-    let id = ctx.step("id", |_| async { Ok::<_, durable::Error>(uuid::Uuid::new_v4()) }).await?;
-    let home = ctx.step("config", async |_| Ok::<_, durable::Error>(std::env::var("HOME").is_ok())).await?;
+    let t = ctx.step("stamp", async |_| Ok(format!("{:?}", SystemTime::now()))).await?;
+    let id = ctx.step("id", |_| async { Ok(uuid::Uuid::new_v4()) }).await?;
+    let home = ctx.step("config", async |_| Ok(std::env::var("HOME").is_ok())).await?;
     Ok(format!("{t} {id} {home}"))
 }
 

@@ -11,8 +11,8 @@ async fn in_steps(ctx: DurableContext) -> durable::Result<u32> {
     let both = ctx
         .step("both", async |_| {
             let (a, b) = tokio::join!(async { 1 }, async { 2 });
-            let (c, d) = future::try_join(async { Ok::<_, durable::Error>(3) }, async { Ok(4) }).await?;
-            Ok::<_, durable::Error>(a + b + c + d)
+            let (c, d) = future::try_join(async { Ok::<u32, durable::Error>(3) }, async { Ok(4) }).await?;
+            Ok(a + b + c + d)
         })
         .await?;
     let first = ctx
@@ -23,7 +23,7 @@ async fn in_steps(ctx: DurableContext) -> durable::Result<u32> {
             };
             let every: u32 = join_all((0..3).map(|i| async move { i })).await.into_iter().sum();
             let unordered: FuturesUnordered<future::Ready<u32>> = FuturesUnordered::new();
-            Ok::<_, durable::Error>(winner + every + u32::try_from(unordered.len()).unwrap_or(0))
+            Ok(winner + every + u32::try_from(unordered.len()).unwrap_or(0))
         })
         .await?;
     Ok(both + first)
@@ -47,7 +47,7 @@ async fn marked(ctx: DurableContext) -> durable::Result<u32> {
         drop(tasks);
     }
     let sum = a + b + every.into_iter().sum::<u32>();
-    ctx.step("record", async move |_| Ok::<_, durable::Error>(sum)).await
+    ctx.step("record", async move |_| Ok(sum)).await
 }
 
 fn main() {

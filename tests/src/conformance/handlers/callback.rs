@@ -79,7 +79,7 @@ async fn external_failure(ctx: DurableContext, name: String) -> Result<String> {
 #[durable]
 async fn step_between_failure(ctx: DurableContext, name: String) -> Result<String> {
     let callback = ctx.create_callback::<String>(name.as_str()).await?;
-    ctx.step("between", async |_| Ok::<_, Error>("step done".to_owned())).await?;
+    ctx.step("between", async |_| Ok("step done".to_owned())).await?;
     callback.result().await
 }
 
@@ -87,7 +87,7 @@ async fn step_between_failure(ctx: DurableContext, name: String) -> Result<Strin
 #[durable]
 async fn step_between_timeout(ctx: DurableContext, name: String) -> Result<String> {
     let callback = ctx.create_callback::<String>(name.as_str()).timeout(Duration::from_secs(5)).await?;
-    ctx.step("between", async |_| Ok::<_, Error>("step done".to_owned())).await?;
+    ctx.step("between", async |_| Ok("step done".to_owned())).await?;
     callback.result().await
 }
 
@@ -188,7 +188,7 @@ async fn serdes_typed_object(ctx: DurableContext, name: String) -> Result<Value>
 #[durable]
 async fn serdes_number(ctx: DurableContext, name: String) -> Result<Value> {
     let number = FnSerdes::new(
-        |n: &i64| Ok::<_, Error>(n.to_string()),
+        |n: &i64| Ok(n.to_string()),
         |raw: &str| raw.trim().trim_matches('"').parse::<i64>().map_err(serdes_error),
     );
     let callback = ctx.create_callback::<i64>(name.as_str()).serdes(number).await?;

@@ -39,10 +39,7 @@ fn failure() -> Error {
 /// 3-1: a child context with one step that returns the input.
 #[durable]
 async fn basic(ctx: DurableContext, input: String) -> Result<String> {
-    ctx.run_in_child_context("child", async |child| {
-        child.step("return_input", async |_| Ok::<_, Error>(input.clone())).await
-    })
-    .await
+    ctx.run_in_child_context("child", async |child| child.step("return_input", async |_| Ok(input.clone())).await).await
 }
 
 #[derive(Deserialize)]
@@ -55,7 +52,7 @@ struct NameAndValue {
 #[durable]
 async fn named(ctx: DurableContext, input: NameAndValue) -> Result<String> {
     ctx.run_in_child_context(input.name.as_str(), async |child| {
-        child.step("return_value", async |_| Ok::<_, Error>(input.value.clone())).await
+        child.step("return_value", async |_| Ok(input.value.clone())).await
     })
     .await
 }
@@ -64,8 +61,8 @@ async fn named(ctx: DurableContext, input: NameAndValue) -> Result<String> {
 #[durable]
 async fn sequential_steps(ctx: DurableContext, input: String) -> Result<String> {
     ctx.run_in_child_context("two_steps", async |child| {
-        let first = child.step("first", async |_| Ok::<_, Error>(input.clone())).await?;
-        child.step("second", async |_| Ok::<_, Error>(first.clone())).await
+        let first = child.step("first", async |_| Ok(input.clone())).await?;
+        child.step("second", async |_| Ok(first.clone())).await
     })
     .await
 }
@@ -90,18 +87,16 @@ async fn failure_caught(ctx: DurableContext, input: String) -> Result<String> {
     if failed.is_ok() {
         return Err(Error::new("UnexpectedSuccess", "the child context was meant to fail"));
     }
-    ctx.step("recovery", async |_| Ok::<_, Error>(input.clone())).await
+    ctx.step("recovery", async |_| Ok(input.clone())).await
 }
 
 /// 3-6: an outer child context with a step and an inner child context with its own step.
 #[durable]
 async fn nested(ctx: DurableContext, input: String) -> Result<String> {
     ctx.run_in_child_context("outer", async |outer| {
-        outer.step("outer_step", async |_| Ok::<_, Error>(input.clone())).await?;
+        outer.step("outer_step", async |_| Ok(input.clone())).await?;
         outer
-            .run_in_child_context("inner", async |inner| {
-                inner.step("inner_step", async |_| Ok::<_, Error>(input.clone())).await
-            })
+            .run_in_child_context("inner", async |inner| inner.step("inner_step", async |_| Ok(input.clone())).await)
             .await
     })
     .await
@@ -140,9 +135,7 @@ async fn retry_exhaustion(ctx: DurableContext, _input: Value) -> Result<String> 
 #[durable]
 async fn replay_cached(ctx: DurableContext, input: String) -> Result<String> {
     let value = ctx
-        .run_in_child_context("child", async |child| {
-            child.step("return_input", async |_| Ok::<_, Error>(input.clone())).await
-        })
+        .run_in_child_context("child", async |child| child.step("return_input", async |_| Ok(input.clone())).await)
         .await?;
     ctx.wait(Name::NONE, Duration::from_secs(1)).await?;
     Ok(value)
@@ -152,9 +145,9 @@ async fn replay_cached(ctx: DurableContext, input: String) -> Result<String> {
 #[durable]
 async fn step_and_wait_inside(ctx: DurableContext, input: String) -> Result<String> {
     ctx.run_in_child_context("step_and_wait", async |child| {
-        let value = child.step("return_input", async |_| Ok::<_, Error>(input.clone())).await?;
+        let value = child.step("return_input", async |_| Ok(input.clone())).await?;
         child.wait(Name::NONE, Duration::from_secs(1)).await?;
-        Ok::<_, Error>(value)
+        Ok(value)
     })
     .await
 }
@@ -167,9 +160,9 @@ async fn large_result(ctx: DurableContext, input: String) -> Result<Value> {
     let large = ctx
         .run_in_child_context("large_child", async |child| {
             log_even_when_replaying(&child, &format!("building a large result from {input}"));
-            let piece = child.step("small_piece", async |_| Ok::<_, Error>(input.clone())).await?;
+            let piece = child.step("small_piece", async |_| Ok(input.clone())).await?;
             let copies = 300 * 1024 / piece.len().max(1) + 1;
-            Ok::<_, Error>(piece.repeat(copies))
+            Ok(piece.repeat(copies))
         })
         .await?;
     ctx.wait(Name::NONE, Duration::from_secs(1)).await?;
@@ -186,7 +179,7 @@ async fn interrupted(ctx: DurableContext, input: String) -> Result<String> {
                 if crash::crashes_so_far() == 0 {
                     return crash::exit_process::<std::result::Result<String, Error>>().await;
                 }
-                Ok::<_, Error>(input.clone())
+                Ok(input.clone())
             })
             .await
     })
@@ -198,10 +191,10 @@ async fn interrupted(ctx: DurableContext, input: String) -> Result<String> {
 async fn wait_inside(ctx: DurableContext, input: String) -> Result<String> {
     ctx.run_in_child_context("waiting_child", async |child| {
         child.wait(Name::NONE, Duration::from_secs(1)).await?;
-        Ok::<_, Error>(input.clone())
+        Ok(input.clone())
     })
     .await?;
-    ctx.step("after_child", async |_| Ok::<_, Error>(input.clone())).await
+    ctx.step("after_child", async |_| Ok(input.clone())).await
 }
 
 /// 3-14: the child's codec writes its result upper-cased (and not as JSON).
@@ -212,7 +205,7 @@ async fn custom_serdes(ctx: DurableContext, input: String) -> Result<String> {
         |p: &str| -> Result<String> { Ok(p.to_owned()) },
     );
     ctx.run_in_child_context("uppercase_child", async |child| {
-        child.step("return_input", async |_| Ok::<_, Error>(input.clone())).await
+        child.step("return_input", async |_| Ok(input.clone())).await
     })
     .serdes(uppercase)
     .await
@@ -230,7 +223,7 @@ async fn error_without_step(ctx: DurableContext, _input: Value) -> Result<String
 /// 3-16: the child's body returns null without running any operation.
 #[durable]
 async fn returns_null(ctx: DurableContext, _input: Value) -> Result<Option<String>> {
-    ctx.run_in_child_context("null_child", async |_| Ok::<Option<String>, Error>(None)).await
+    ctx.run_in_child_context("null_child", async |_| Ok(None::<String>)).await
 }
 
 /// 3-17: the child only logs (on replay too) and returns the input; a wait follows, and
@@ -240,7 +233,7 @@ async fn logger_only(ctx: DurableContext, input: String) -> Result<String> {
     let value = ctx
         .run_in_child_context("logging_child", async |child| {
             log_even_when_replaying(&child, &format!("child context ran for {input}"));
-            Ok::<_, Error>(input.clone())
+            Ok(input.clone())
         })
         .await?;
     ctx.wait(Name::NONE, Duration::from_secs(1)).await?;
@@ -251,12 +244,12 @@ async fn logger_only(ctx: DurableContext, input: String) -> Result<String> {
 #[durable]
 async fn inside_and_after(ctx: DurableContext, input: String) -> Result<String> {
     ctx.run_in_child_context("step_and_wait", async |child| {
-        let value = child.step("inner_step", async |_| Ok::<_, Error>(input.clone())).await?;
+        let value = child.step("inner_step", async |_| Ok(input.clone())).await?;
         child.wait(Name::NONE, Duration::from_secs(1)).await?;
-        Ok::<_, Error>(value)
+        Ok(value)
     })
     .await?;
-    let value = ctx.step("outer_step", async |_| Ok::<_, Error>(input.clone())).await?;
+    let value = ctx.step("outer_step", async |_| Ok(input.clone())).await?;
     ctx.wait(Name::NONE, Duration::from_secs(1)).await?;
     Ok(value)
 }

@@ -148,7 +148,7 @@ async fn replay_rethrows(ctx: DurableContext, input: Value) -> Result<Value> {
 /// 5-11: a step, then an invoke of its result.
 #[durable]
 async fn step_then_invoke(ctx: DurableContext, _input: Value) -> Result<Value> {
-    let prepared = ctx.step("prepare", async |_| Ok::<_, Error>(json!({ "prepared": true }))).await?;
+    let prepared = ctx.step("prepare", async |_| Ok(json!({ "prepared": true }))).await?;
     ctx.invoke(Name::NONE, ECHO, prepared).await
 }
 
@@ -156,7 +156,7 @@ async fn step_then_invoke(ctx: DurableContext, _input: Value) -> Result<Value> {
 #[durable]
 async fn invoke_then_step(ctx: DurableContext, _input: Value) -> Result<Value> {
     let echoed: Value = ctx.invoke(Name::NONE, ECHO, json!({ "value": 21 })).await?;
-    ctx.step("use_result", async |_| Ok::<_, Error>(json!({ "processed": echoed }))).await
+    ctx.step("use_result", async |_| Ok(json!({ "processed": echoed }))).await
 }
 
 /// 5-13: an invoke inside a child context, whose result is the child's.
@@ -180,7 +180,7 @@ async fn two_sequential(ctx: DurableContext, _input: Value) -> Result<Value> {
 #[durable]
 async fn payload_serdes(ctx: DurableContext, input: Value) -> Result<Value> {
     let uppercase = FnSerdes::new(
-        |v: &Value| Ok::<_, Error>(v.to_string().to_uppercase()),
+        |v: &Value| Ok(v.to_string().to_uppercase()),
         |p: &str| serde_json::from_str::<Value>(p).map_err(|e| Error::new("SerDesError", e.to_string())),
     );
     ctx.invoke(Name::NONE, ECHO, input).payload_serdes(uppercase).await
@@ -190,6 +190,6 @@ async fn payload_serdes(ctx: DurableContext, input: Value) -> Result<Value> {
 /// string `"HELLO"`, quotes included).
 #[durable]
 async fn result_serdes(ctx: DurableContext, input: Value) -> Result<String> {
-    let uppercase = FnSerdes::new(|s: &String| Ok::<_, Error>(s.clone()), |p: &str| Ok::<_, Error>(p.to_uppercase()));
+    let uppercase = FnSerdes::new(|s: &String| Ok(s.clone()), |p: &str| Ok(p.to_uppercase()));
     ctx.invoke(Name::NONE, ECHO, input).result_serdes(uppercase).await
 }

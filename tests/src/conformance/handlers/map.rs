@@ -94,7 +94,7 @@ async fn outcomes(
 async fn basic(ctx: DurableContext, items: Vec<String>) -> Result<Vec<String>> {
     let batch = ctx
         .map("map", items, async |c: DurableContext, item: String, _i| {
-            c.step("greet", async |_| Ok::<_, Error>(format!("Hello, {item}!"))).await
+            c.step("greet", async |_| Ok(format!("Hello, {item}!"))).await
         })
         .max_concurrency(1)
         .await?;
@@ -104,10 +104,8 @@ async fn basic(ctx: DurableContext, items: Vec<String>) -> Result<Vec<String>> {
 /// 9-2: an unnamed map doubling numbers directly.
 #[durable]
 async fn unnamed(ctx: DurableContext, items: Vec<i64>) -> Result<Vec<i64>> {
-    let batch = ctx
-        .map(Name::NONE, items, async |_c: DurableContext, item: i64, _i| Ok::<_, Error>(item * 2))
-        .max_concurrency(1)
-        .await?;
+    let batch =
+        ctx.map(Name::NONE, items, async |_c: DurableContext, item: i64, _i| Ok(item * 2)).max_concurrency(1).await?;
     Ok(successful(&batch))
 }
 
@@ -116,7 +114,7 @@ async fn unnamed(ctx: DurableContext, items: Vec<i64>) -> Result<Vec<i64>> {
 async fn item_and_index(ctx: DurableContext, items: Vec<i64>) -> Result<Vec<i64>> {
     let batch = ctx
         .map("indexed", items, async |_c: DurableContext, item: i64, i: usize| {
-            Ok::<_, Error>(item + i64::try_from(i).expect("a small index"))
+            Ok(item + i64::try_from(i).expect("a small index"))
         })
         .max_concurrency(1)
         .await?;
@@ -126,7 +124,7 @@ async fn item_and_index(ctx: DurableContext, items: Vec<i64>) -> Result<Vec<i64>
 /// 9-4: no items at all.
 #[durable]
 async fn empty(ctx: DurableContext, items: Vec<Value>) -> Result<Vec<Value>> {
-    let batch = ctx.map("empty", items, async |_c: DurableContext, item: Value, _i| Ok::<_, Error>(item)).await?;
+    let batch = ctx.map("empty", items, async |_c: DurableContext, item: Value, _i| Ok(item)).await?;
     Ok(successful(&batch))
 }
 
@@ -184,7 +182,7 @@ async fn tolerated_percentage_exceeded(ctx: DurableContext, _input: Value) -> Re
 async fn concurrent(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
     let items = vec!["r0", "r1", "r2"];
     let batch = ctx
-        .map("concurrent", items, async |_c: DurableContext, item: &str, _i| Ok::<_, Error>(item.to_owned()))
+        .map("concurrent", items, async |_c: DurableContext, item: &str, _i| Ok(item.to_owned()))
         .max_concurrency(2)
         .await?;
     Ok(successful(&batch))
@@ -196,7 +194,7 @@ async fn flat(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
     let items = vec!["fa", "fb"];
     let batch = ctx
         .map("flat", items, async |c: DurableContext, item: &str, _i| {
-            c.step("return_item", async |_| Ok::<_, Error>(item.to_owned())).await
+            c.step("return_item", async |_| Ok(item.to_owned())).await
         })
         .max_concurrency(1)
         .nesting(Nesting::Flat)
@@ -208,7 +206,7 @@ async fn flat(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
 #[durable]
 async fn item_namer(ctx: DurableContext, items: Vec<i64>) -> Result<Vec<i64>> {
     let batch = ctx
-        .map("named-items", items, async |_c: DurableContext, item: i64, _i| Ok::<_, Error>(item * 10))
+        .map("named-items", items, async |_c: DurableContext, item: i64, _i| Ok(item * 10))
         .item_namer(|item: &i64, _i| format!("item-{item}"))
         .max_concurrency(1)
         .await?;
@@ -228,7 +226,7 @@ async fn item_serdes(ctx: DurableContext, _input: Value) -> Result<Vec<String>> 
     );
     let items = vec!["x", "y"];
     let batch = ctx
-        .map("serdes", items, async |_c: DurableContext, item: &str, _i| Ok::<_, Error>(item.to_uppercase()))
+        .map("serdes", items, async |_c: DurableContext, item: &str, _i| Ok(item.to_uppercase()))
         .item_serdes(wrapped)
         .max_concurrency(1)
         .await?;
@@ -244,7 +242,7 @@ async fn suspend_inside(ctx: DurableContext, _input: Value) -> Result<Vec<String
             if i == 1 {
                 c.wait(Name::NONE, Duration::from_secs(1)).await?;
             }
-            c.step("return_item", async |_| Ok::<_, Error>(item.to_owned())).await
+            c.step("return_item", async |_| Ok(item.to_owned())).await
         })
         .max_concurrency(1)
         .await?;
@@ -257,7 +255,7 @@ async fn suspend_inside(ctx: DurableContext, _input: Value) -> Result<Vec<String
 async fn large_result(ctx: DurableContext, _input: Value) -> Result<Value> {
     let items = vec!['a', 'b', 'c', 'd'];
     let batch = ctx
-        .map("large", items, async |_c: DurableContext, ch: char, _i| Ok::<_, Error>(ch.to_string().repeat(70_000)))
+        .map("large", items, async |_c: DurableContext, ch: char, _i| Ok(ch.to_string().repeat(70_000)))
         .max_concurrency(1)
         .await?;
     Ok(json!({ "successCount": batch.success_count(), "totalCount": batch.total_count() }))
@@ -268,7 +266,7 @@ async fn large_result(ctx: DurableContext, _input: Value) -> Result<Value> {
 async fn wait_after(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
     let items = vec!["a", "b"];
     let batch = ctx
-        .map("then-wait", items, async |_c: DurableContext, item: &str, _i| Ok::<_, Error>(item.to_uppercase()))
+        .map("then-wait", items, async |_c: DurableContext, item: &str, _i| Ok(item.to_uppercase()))
         .max_concurrency(1)
         .await?;
     ctx.wait(Name::NONE, Duration::from_secs(1)).await?;
@@ -327,7 +325,7 @@ fn opserde() -> impl Serdes<BatchResult<String>> {
 async fn operation_serdes(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
     let items = vec!["x", "y"];
     let batch = ctx
-        .map("op-serde", items, async |_c: DurableContext, item: &str, _i| Ok::<_, Error>(item.to_uppercase()))
+        .map("op-serde", items, async |_c: DurableContext, item: &str, _i| Ok(item.to_uppercase()))
         .serdes(opserde())
         .max_concurrency(1)
         .await?;
@@ -339,7 +337,7 @@ async fn operation_serdes(ctx: DurableContext, _input: Value) -> Result<Vec<Stri
 async fn operation_serdes_replay(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
     let items = vec!["x", "y"];
     let batch = ctx
-        .map("op-serde-replay", items, async |_c: DurableContext, item: &str, _i| Ok::<_, Error>(item.to_uppercase()))
+        .map("op-serde-replay", items, async |_c: DurableContext, item: &str, _i| Ok(item.to_uppercase()))
         .serdes(opserde())
         .max_concurrency(1)
         .await?;

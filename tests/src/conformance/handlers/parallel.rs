@@ -100,8 +100,8 @@ async fn outcomes(
 async fn basic(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
     let batch = ctx
         .parallel::<String>("parallel")
-        .branch(async |c: DurableContext| c.step("task_1", async |_| Ok::<_, Error>("task-1".to_owned())).await)
-        .branch(async |c: DurableContext| c.step("task_2", async |_| Ok::<_, Error>("task-2".to_owned())).await)
+        .branch(async |c: DurableContext| c.step("task_1", async |_| Ok("task-1".to_owned())).await)
+        .branch(async |c: DurableContext| c.step("task_2", async |_| Ok("task-2".to_owned())).await)
         .max_concurrency(1)
         .await?;
     Ok(successful(&batch))
@@ -112,8 +112,8 @@ async fn basic(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
 async fn unnamed(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
     let batch = ctx
         .parallel::<String>(Name::NONE)
-        .branch(async |_c: DurableContext| Ok::<_, Error>("alpha".to_owned()))
-        .branch(async |_c: DurableContext| Ok::<_, Error>("beta".to_owned()))
+        .branch(async |_c: DurableContext| Ok("alpha".to_owned()))
+        .branch(async |_c: DurableContext| Ok("beta".to_owned()))
         .max_concurrency(1)
         .await?;
     Ok(successful(&batch))
@@ -124,8 +124,8 @@ async fn unnamed(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
 async fn named_branches(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
     let batch = ctx
         .parallel::<String>("named")
-        .branch_named("first", async |_c: DurableContext| Ok::<_, Error>("one".to_owned()))
-        .branch_named("second", async |_c: DurableContext| Ok::<_, Error>("two".to_owned()))
+        .branch_named("first", async |_c: DurableContext| Ok("one".to_owned()))
+        .branch_named("second", async |_c: DurableContext| Ok("two".to_owned()))
         .max_concurrency(1)
         .await?;
     Ok(successful(&batch))
@@ -136,9 +136,9 @@ async fn named_branches(ctx: DurableContext, _input: Value) -> Result<Vec<String
 async fn heterogeneous(ctx: DurableContext, _input: Value) -> Result<Vec<Value>> {
     let batch = ctx
         .parallel::<Value>("hetero")
-        .branch(async |_c: DurableContext| Ok::<_, Error>(json!("hello")))
-        .branch(async |_c: DurableContext| Ok::<_, Error>(json!(42)))
-        .branch(async |_c: DurableContext| Ok::<_, Error>(json!({ "k": "v" })))
+        .branch(async |_c: DurableContext| Ok(json!("hello")))
+        .branch(async |_c: DurableContext| Ok(json!(42)))
+        .branch(async |_c: DurableContext| Ok(json!({ "k": "v" })))
         .max_concurrency(1)
         .await?;
     Ok(successful(&batch))
@@ -197,9 +197,9 @@ async fn tolerated_count_exceeded(ctx: DurableContext, _input: Value) -> Result<
 async fn concurrent(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
     let batch = ctx
         .parallel::<String>("concurrent")
-        .branch(async |_c: DurableContext| Ok::<_, Error>("r0".to_owned()))
-        .branch(async |_c: DurableContext| Ok::<_, Error>("r1".to_owned()))
-        .branch(async |_c: DurableContext| Ok::<_, Error>("r2".to_owned()))
+        .branch(async |_c: DurableContext| Ok("r0".to_owned()))
+        .branch(async |_c: DurableContext| Ok("r1".to_owned()))
+        .branch(async |_c: DurableContext| Ok("r2".to_owned()))
         .max_concurrency(2)
         .await?;
     Ok(successful(&batch))
@@ -210,8 +210,8 @@ async fn concurrent(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
 async fn flat(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
     let batch = ctx
         .parallel::<String>("flat")
-        .branch(async |c: DurableContext| c.step("task_fa", async |_| Ok::<_, Error>("fa".to_owned())).await)
-        .branch(async |c: DurableContext| c.step("task_fb", async |_| Ok::<_, Error>("fb".to_owned())).await)
+        .branch(async |c: DurableContext| c.step("task_fa", async |_| Ok("fa".to_owned())).await)
+        .branch(async |c: DurableContext| c.step("task_fb", async |_| Ok("fb".to_owned())).await)
         .max_concurrency(1)
         .nesting(Nesting::Flat)
         .await?;
@@ -231,10 +231,10 @@ async fn tolerated_percentage_exceeded(ctx: DurableContext, _input: Value) -> Re
 async fn replay_after_wait(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
     let batch = ctx
         .parallel::<String>("replay")
-        .branch(async |c: DurableContext| c.step("task_b0", async |_| Ok::<_, Error>("b0".to_owned())).await)
+        .branch(async |c: DurableContext| c.step("task_b0", async |_| Ok("b0".to_owned())).await)
         .branch(async |c: DurableContext| {
             c.wait(Name::NONE, Duration::from_secs(2)).await?;
-            Ok::<_, Error>("b1".to_owned())
+            Ok("b1".to_owned())
         })
         .max_concurrency(1)
         .await?;
@@ -264,8 +264,8 @@ fn wrapping<T: Serialize + DeserializeOwned>() -> impl durable::serdes::Serdes<T
 async fn item_serdes(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
     let batch = ctx
         .parallel::<String>("serde")
-        .branch(async |_c: DurableContext| Ok::<_, Error>("x".to_owned()))
-        .branch(async |_c: DurableContext| Ok::<_, Error>("y".to_owned()))
+        .branch(async |_c: DurableContext| Ok("x".to_owned()))
+        .branch(async |_c: DurableContext| Ok("y".to_owned()))
         .max_concurrency(1)
         .item_serdes(wrapping())
         .await?;
@@ -299,8 +299,8 @@ async fn combined_completion(ctx: DurableContext, _input: Value) -> Result<Value
 async fn invalid_concurrency(ctx: DurableContext, _input: Value) -> Result<Vec<String>> {
     let batch = ctx
         .parallel::<String>("bad-concurrency")
-        .branch(async |_c: DurableContext| Ok::<_, Error>("a".to_owned()))
-        .branch(async |_c: DurableContext| Ok::<_, Error>("b".to_owned()))
+        .branch(async |_c: DurableContext| Ok("a".to_owned()))
+        .branch(async |_c: DurableContext| Ok("b".to_owned()))
         .max_concurrency(0)
         .await?;
     Ok(successful(&batch))
@@ -326,11 +326,11 @@ async fn nested(ctx: DurableContext, _input: Value) -> Result<Vec<Vec<String>>> 
         .branch(async |branch: DurableContext| {
             let inner = branch
                 .parallel::<String>("inner")
-                .branch(async |c: DurableContext| c.step("task_i1", async |_| Ok::<_, Error>("i1".to_owned())).await)
-                .branch(async |c: DurableContext| c.step("task_i2", async |_| Ok::<_, Error>("i2".to_owned())).await)
+                .branch(async |c: DurableContext| c.step("task_i1", async |_| Ok("i1".to_owned())).await)
+                .branch(async |c: DurableContext| c.step("task_i2", async |_| Ok("i2".to_owned())).await)
                 .max_concurrency(1)
                 .await?;
-            Ok::<_, Error>(successful(&inner))
+            Ok(successful(&inner))
         })
         .max_concurrency(1)
         .await?;

@@ -45,7 +45,7 @@ pub(super) fn register(r: &mut Registry) {
 async fn greet(ctx: DurableContext, name: String) -> Result<String> {
     ctx.step("greet", async |s| {
         durable::info!(s, "Greeting step running for: {name}");
-        Ok::<_, Error>(format!("Hello, {name}!"))
+        Ok(format!("Hello, {name}!"))
     })
     .await
 }

@@ -47,20 +47,20 @@ fn is_transient(e: &ErrorObject) -> bool {
 /// 1-1: one step greets the input.
 #[durable]
 async fn basic(ctx: DurableContext, name: String) -> Result<String> {
-    ctx.step("greet", async |_| Ok::<_, Error>(format!("Hello, {name}!"))).await
+    ctx.step("greet", async |_| Ok(format!("Hello, {name}!"))).await
 }
 
 /// 1-2: the same, with an explicit name.
 #[durable]
 async fn named(ctx: DurableContext, name: String) -> Result<String> {
-    ctx.step("custom_step_name", async |_| Ok::<_, Error>(format!("Hello, {name}!"))).await
+    ctx.step("custom_step_name", async |_| Ok(format!("Hello, {name}!"))).await
 }
 
 /// 1-3: the second step uses the first one's result.
 #[durable]
 async fn sequential(ctx: DurableContext, _input: Value) -> Result<String> {
-    let first = ctx.step("step_one", async |_| Ok::<_, Error>("first".to_owned())).await?;
-    ctx.step("step_two", async |_| Ok::<_, Error>(format!("{first}_second"))).await
+    let first = ctx.step("step_one", async |_| Ok("first".to_owned())).await?;
+    ctx.step("step_two", async |_| Ok(format!("{first}_second"))).await
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -80,7 +80,7 @@ struct Response {
 async fn complex_object(ctx: DurableContext, input: Person) -> Result<Response> {
     ctx.step("build_response", async |_| {
         let count = input.tags.len();
-        Ok::<_, Error>(Response { user: Person { name: input.name.clone(), tags: input.tags.clone() }, count })
+        Ok(Response { user: Person { name: input.name.clone(), tags: input.tags.clone() }, count })
     })
     .await
 }
@@ -88,7 +88,7 @@ async fn complex_object(ctx: DurableContext, input: Person) -> Result<Response> 
 /// 1-5: a step returns null.
 #[durable]
 async fn null_result(ctx: DurableContext, _input: Value) -> Result<Option<String>> {
-    ctx.step("do_nothing", async |_| Ok::<Option<String>, Error>(None)).await
+    ctx.step("do_nothing", async |_| Ok(None::<String>)).await
 }
 
 /// 1-6: a step whose codec upper-cases strings when it serialises them.
@@ -98,7 +98,7 @@ async fn custom_serdes(ctx: DurableContext, input: String) -> Result<String> {
         |s: &String| serde_json::to_string(&s.to_uppercase()).map_err(|e| Error::new("SerDesError", e.to_string())),
         |p: &str| serde_json::from_str::<String>(p).map_err(|e| Error::new("SerDesError", e.to_string())),
     );
-    ctx.step("return_input", async |_| Ok::<_, Error>(input.clone())).serdes(uppercase).await
+    ctx.step("return_input", async |_| Ok(input.clone())).serdes(uppercase).await
 }
 
 /// 1-7: the step context's logger, at the start and the end of the step.
@@ -108,7 +108,7 @@ async fn context_logger(ctx: DurableContext, name: String) -> Result<String> {
         durable::info!(s, "Greeting step started for: {name}");
         let greeting = format!("Hello, {name}!");
         durable::info!(s, "Greeting step completed with: {greeting}");
-        Ok::<_, Error>(greeting)
+        Ok(greeting)
     })
     .await
 }
@@ -116,7 +116,7 @@ async fn context_logger(ctx: DurableContext, name: String) -> Result<String> {
 /// 1-8: a step, then a 2 s wait; the replay skips the step.
 #[durable]
 async fn step_then_wait(ctx: DurableContext, _input: Value) -> Result<String> {
-    let value = ctx.step("compute", async |_| Ok::<_, Error>("computed".to_owned())).await?;
+    let value = ctx.step("compute", async |_| Ok("computed".to_owned())).await?;
     ctx.wait(Name::NONE, Duration::from_secs(2)).await?;
     Ok(value)
 }
@@ -127,7 +127,7 @@ async fn replay_skips_succeeded(ctx: DurableContext, _input: Value) -> Result<St
     let value = ctx
         .step("cache", async |s| {
             durable::info!(s, "step executed");
-            Ok::<_, Error>("cached_value".to_owned())
+            Ok("cached_value".to_owned())
         })
         .await?;
     ctx.wait(Name::NONE, Duration::from_secs(1)).await?;
@@ -279,6 +279,6 @@ async fn error_caught(ctx: DurableContext, _input: Value) -> Result<String> {
         .await;
     match failed {
         Ok(v) => Ok(v),
-        Err(_) => ctx.step("fallback", async |_| Ok::<_, Error>("fallback_result".to_owned())).await,
+        Err(_) => ctx.step("fallback", async |_| Ok("fallback_result".to_owned())).await,
     }
 }

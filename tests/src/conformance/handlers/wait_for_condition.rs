@@ -44,7 +44,7 @@ async fn basic(ctx: DurableContext, threshold: i64) -> Result<i64> {
 /// 6-2: starts at 5, which already meets the condition: one check, no suspension.
 #[durable]
 async fn immediate(ctx: DurableContext, _input: Value) -> Result<i64> {
-    ctx.wait_for_condition(Name::NONE, 5, async |s: i64, _| Ok::<_, Error>(s), poll_until(|s: &i64| *s < 5)).await
+    ctx.wait_for_condition(Name::NONE, 5, async |s: i64, _| Ok(s), poll_until(|s: &i64| *s < 5)).await
 }
 
 /// 6-3: named "poll-status"; counts from 0 until the input threshold (2).
@@ -113,7 +113,7 @@ async fn object_state(ctx: DurableContext, _input: Value) -> Result<Job> {
     let check = async |job: Job, _| {
         let attempts = job.attempts + 1;
         let status = if attempts >= 2 { "DONE" } else { "PENDING" };
-        Ok::<_, Error>(Job { status: status.to_owned(), attempts })
+        Ok(Job { status: status.to_owned(), attempts })
     };
     ctx.wait_for_condition(Name::NONE, initial, check, poll_until(|j: &Job| j.status == "PENDING")).await
 }
@@ -124,7 +124,7 @@ async fn null_state(ctx: DurableContext, _input: Value) -> Result<Value> {
     ctx.wait_for_condition(
         Name::NONE,
         Value::Null,
-        async |_: Value, _| Ok::<_, Error>(Value::Null),
+        async |_: Value, _| Ok(Value::Null),
         |_: &Value, _: u32| WaitDecision::Stop,
     )
     .await
@@ -135,7 +135,7 @@ async fn null_state(ctx: DurableContext, _input: Value) -> Result<Value> {
 #[durable]
 async fn custom_serdes(ctx: DurableContext, _input: Value) -> Result<String> {
     let encoded = FnSerdes::new(
-        |s: &String| Ok::<_, Error>(serde_json::json!({ "encoded": s.chars().rev().collect::<String>() }).to_string()),
+        |s: &String| Ok(serde_json::json!({ "encoded": s.chars().rev().collect::<String>() }).to_string()),
         |p: &str| -> Result<String> {
             let v: Value = serde_json::from_str(p).map_err(|e| Error::new("SerDesError", e.to_string()))?;
             let text = v
@@ -148,7 +148,7 @@ async fn custom_serdes(ctx: DurableContext, _input: Value) -> Result<String> {
     ctx.wait_for_condition(
         Name::NONE,
         String::new(),
-        async |s: String, _| Ok::<_, Error>(s + "x"),
+        async |s: String, _| Ok(s + "x"),
         poll_until(|s: &String| s.len() < 2),
     )
     .serdes(encoded)
@@ -159,7 +159,7 @@ async fn custom_serdes(ctx: DurableContext, _input: Value) -> Result<String> {
 #[durable]
 async fn then_step(ctx: DurableContext, threshold: i64) -> Result<i64> {
     let reached = ctx.wait_for_condition(Name::NONE, 0, increment, poll_until(move |s: &i64| *s < threshold)).await?;
-    ctx.step("multiply", async |_| Ok::<_, Error>(reached * 10)).await
+    ctx.step("multiply", async |_| Ok(reached * 10)).await
 }
 
 /// 6-13: counts 0 → 2, then a second operation counts on from there to 4.
