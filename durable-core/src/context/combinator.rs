@@ -17,7 +17,7 @@ use futures::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::{DurableContext, Name};
-use crate::engine::{Call, Concurrent, Lifecycle, Next, Outcome, Region, drive, park};
+use crate::engine::{Call, Concurrent, Lifecycle, Next, Outcome, Region, Trace, drive, park};
 use crate::error::{Error, ErrorKind};
 use crate::model::{ErrorObject, Operation, OperationStatus, OperationType};
 
@@ -380,7 +380,7 @@ impl<'a, T: 'a> Combine<'a, T> {
         let engine = self.call.engine().clone();
         let key = self.key();
         let total = self.members.len();
-        engine.history().start_trace(&key);
+        let trace = Trace::start(&engine, &key);
         // The operations each member met in this context, to know what a dropped one left.
         let mut lanes: Vec<Vec<Arc<str>>> = vec![Vec::new(); total];
         let mut settled: Vec<(usize, Result<T, Error>)> = Vec::new();
@@ -413,9 +413,9 @@ impl<'a, T: 'a> Combine<'a, T> {
                 dropped.extend(lane);
             }
         }
+        drop(trace);
         {
             let mut history = engine.history();
-            history.stop_trace(&key);
             history.excuse(dropped.iter().map(|id| &**id));
             // Recorded operations of members this replay did not reach before deciding.
             dropped.extend(history.excuse_after(&key, &self.call.id));

@@ -524,7 +524,7 @@ impl History {
     }
 
     /// Starts recording the visits of context `key` (a combinator attributes them to its
-    /// members); returns the current length of the trace.
+    /// members; see [`Trace`](super::Trace)).
     pub(crate) fn start_trace(&mut self, key: &str) {
         let c = self.context_index(key) as usize;
         self.contexts[c].tracers += 1;

@@ -475,6 +475,28 @@ impl<F: Future + Unpin> Future for Concurrent<F> {
     }
 }
 
+/// Visits of a context being traced (a combinator attributes them to its members); the
+/// trace stops on drop, also when the combinator is dropped before it decides.
+pub(crate) struct Trace<'a> {
+    engine: &'a Engine,
+    key: &'a str,
+}
+
+impl<'a> Trace<'a> {
+    pub(crate) fn start(engine: &'a Engine, key: &'a str) -> Self {
+        engine.history.borrow_mut().start_trace(key);
+        Trace { engine, key }
+    }
+}
+
+impl Drop for Trace<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut history) = self.engine.history.try_borrow_mut() {
+            history.stop_trace(self.key);
+        }
+    }
+}
+
 /// An open region of a context; closed on drop (also when the code inside panics).
 pub(crate) struct Region<'a> {
     engine: &'a Engine,
