@@ -47,7 +47,10 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<_> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "log")
+                && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("journal-"))
+        })
         .collect();
     v.sort();
     v

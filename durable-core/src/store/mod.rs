@@ -8,7 +8,7 @@
 //! execution from both winning.
 //!
 //! Implementations: [`MemoryStore`] (tests), [`EmbeddedStore`] (a crash-safe journal on
-//! local disk, the default on a developer's machine) and, later, DynamoDB. The conformance
+//! local disk, the default on a developer's machine) and [`DynamoStore`] (feature `dynamodb`). The conformance
 //! suite in `store::conformance` (feature `conformance`) runs against each of them.
 
 #[cfg(any(test, feature = "conformance"))]
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::{DynamoOptions, DynamoStore};
 #[cfg(feature = "embedded")]
-pub use embedded::{EmbeddedOptions, EmbeddedStats, EmbeddedStore};
+pub use embedded::{EmbeddedOptions, EmbeddedStats, EmbeddedStore, SalvageReport, VerifyReport};
 pub use memory::MemoryStore;
 
 use crate::model::{ErrorObject, Event, ExecutionStatus, Operation, Timestamp};

@@ -1,11 +1,18 @@
-//! The whole state of the store, in memory: what readers read, and what the writer checks
-//! writes against. Same structures and semantics as `MemoryStore`.
+//! The store's state in memory: every execution's record (what lists, lookups, the due
+//! index and the writer's checks need), and the operations and events of the executions
+//! that are running. A finished execution's operations and events leave memory: they are
+//! read back from disk on demand (see `load`). Same answers as `MemoryStore`.
+//!
+//! Every execution also knows where its operations and events are on disk ([`Stored`]): a
+//! base (its part of a snapshot, or an archive file) and the journal frames written since,
+//! in order. Applying them in order rebuilds what a running execution holds in memory.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use foldhash::{HashMap, HashMapExt, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::format::Location;
 use crate::model::{Event, ExecutionStatus, Operation, Timestamp};
 use crate::store::memory::check_commit;
 use crate::store::{
@@ -17,8 +24,8 @@ pub(super) struct State {
     pub(super) executions: BTreeMap<Arc<str>, Execution>,
     names: HashMap<(Arc<str>, Arc<str>), Arc<str>>,
     due: BTreeSet<(Timestamp, Arc<str>)>,
-    /// An estimate of what a snapshot of the state would take on disk.
-    live_bytes: u64,
+    /// What the operations and events held in memory take (an estimate).
+    loaded_bytes: u64,
 }
 
 pub(super) struct Execution {
@@ -26,11 +33,36 @@ pub(super) struct Execution {
     /// The (function, name) pair the name index holds this execution under: the one it was
     /// created with.
     pub(super) name_key: (Arc<str>, Arc<str>),
+    /// Where its operations and events are on disk.
+    pub(super) stored: Stored,
+    /// Its operations and events, while it runs.
+    pub(super) data: Option<Data>,
+}
+
+/// Where an execution's operations and events are on disk.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Stored {
+    /// Its part of a snapshot, or its archive entry.
+    pub(super) base: Option<Location>,
+    /// Journal frames written since the base, in order.
+    pub(super) frames: Vec<Location>,
+}
+
+impl Stored {
+    /// Every range to read, in order.
+    pub(super) fn ranges(&self) -> impl Iterator<Item = &Location> {
+        self.base.iter().chain(&self.frames)
+    }
+}
+
+/// An execution's operations (by sequence number) and events.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Data {
     pub(super) ops: BTreeMap<u64, StoredOperation>,
-    seq_of: HashMap<Arc<str>, u64>,
+    pub(super) seq_of: HashMap<Arc<str>, u64>,
     pub(super) events: Vec<Event>,
-    /// This execution's share of `State::live_bytes`.
-    bytes: u64,
+    /// What they take (an estimate).
+    pub(super) bytes: u64,
 }
 
 /// The writes accepted so far in a group, not applied yet: later members of the group are
@@ -48,22 +80,8 @@ fn due_key(r: &ExecutionRecord) -> Option<(Timestamp, Arc<str>)> {
     }
 }
 
-fn len(s: &str) -> u64 {
-    s.len() as u64
-}
-
 fn opt_len<S: AsRef<str>>(s: Option<&S>) -> u64 {
-    s.map_or(0, |s| len(s.as_ref()))
-}
-
-/// Roughly what a record takes serialised: a fixed part plus its strings and payloads.
-fn record_bytes(r: &ExecutionRecord) -> u64 {
-    400 + len(&r.arn)
-        + len(&r.execution_id)
-        + len(&r.function_name)
-        + len(&r.name)
-        + opt_len(r.result.as_ref())
-        + r.error.as_ref().map_or(0, |e| e.approx_size() as u64)
+    s.map_or(0, |s| s.as_ref().len() as u64)
 }
 
 pub(super) fn op_bytes(op: &Operation) -> u64 {
@@ -80,46 +98,75 @@ pub(super) fn event_bytes(e: &Event) -> u64 {
         + d.error.as_ref().and_then(|e| e.payload.as_ref()).map_or(0, |e| e.approx_size() as u64)
 }
 
-impl Execution {
-    fn new(record: ExecutionRecord, name_key: (Arc<str>, Arc<str>)) -> Self {
-        let bytes = record_bytes(&record);
-        Execution { record, name_key, ops: BTreeMap::new(), seq_of: HashMap::new(), events: Vec::new(), bytes }
-    }
-
-    /// Creates or replaces operations, as `MemoryStore` does; returns the change in size.
-    fn upsert(&mut self, operations: Vec<StoredOperation>) -> i64 {
-        let mut delta = 0i64;
+impl Data {
+    /// Creates or replaces operations, as `MemoryStore` does.
+    pub(super) fn upsert(&mut self, operations: Vec<StoredOperation>) {
         for op in operations {
             if let Some(old) = self.seq_of.insert(op.operation.id.clone(), op.seq)
                 && old != op.seq
                 && let Some(gone) = self.ops.remove(&old)
             {
-                delta -= op_bytes(&gone.operation) as i64;
+                self.bytes = self.bytes.saturating_sub(op_bytes(&gone.operation));
             }
-            delta += op_bytes(&op.operation) as i64;
-            let seq = op.seq;
-            if let Some(replaced) = self.ops.insert(seq, op) {
-                delta -= op_bytes(&replaced.operation) as i64;
+            self.bytes += op_bytes(&op.operation);
+            if let Some(replaced) = self.ops.insert(op.seq, op) {
+                self.bytes = self.bytes.saturating_sub(op_bytes(&replaced.operation));
             }
         }
-        delta
     }
 
-    fn append(&mut self, events: Vec<Event>) -> i64 {
-        let delta: u64 = events.iter().map(event_bytes).sum();
+    /// Appends events; they must continue the history (checked when read from disk).
+    pub(super) fn append(&mut self, events: Vec<Event>) {
+        self.bytes += events.iter().map(event_bytes).sum::<u64>();
         self.events.extend(events);
-        delta as i64
     }
 
-    fn grow(&mut self, delta: i64) {
-        self.bytes = self.bytes.saturating_add_signed(delta);
+    /// Appends events read back from disk, checking that they continue the history.
+    pub(super) fn append_checked(&mut self, arn: &str, events: Vec<Event>) -> Result<(), String> {
+        for (next, e) in (self.events.len() as u64 + 1..).zip(&events) {
+            if e.event_id != next {
+                return Err(format!("event {} of {arn} does not continue its history at {next}", e.event_id));
+            }
+        }
+        self.append(events);
+        Ok(())
+    }
+
+    pub(super) fn read_operations(&self, after: Option<u64>, limit: usize) -> Vec<StoredOperation> {
+        let range = match after {
+            Some(a) => self.ops.range(a.saturating_add(1)..),
+            None => self.ops.range(..),
+        };
+        range.take(limit).map(|(_, op)| op.clone()).collect()
+    }
+
+    pub(super) fn read_events(&self, after: u64, limit: usize, reverse: bool) -> Vec<Event> {
+        let n = self.events.len();
+        if reverse {
+            let end = if after == 0 { n } else { (after.saturating_sub(1) as usize).min(n) };
+            self.events[..end].iter().rev().take(limit).cloned().collect()
+        } else {
+            let start = (after as usize).min(n);
+            self.events[start..].iter().take(limit).cloned().collect()
+        }
     }
 }
 
+/// What a read needs: the data in memory, or where it is on disk.
+pub(super) enum Source<'a> {
+    Memory(&'a Data),
+    Disk { stored: Stored, version: u64 },
+}
+
 impl State {
-    /// The estimated size of a snapshot of everything.
-    pub(super) fn live_bytes(&self) -> u64 {
-        self.live_bytes
+    /// What the operations and events held in memory take (an estimate).
+    pub(super) fn loaded_bytes(&self) -> u64 {
+        self.loaded_bytes
+    }
+
+    /// How many executions hold their data in memory.
+    pub(super) fn loaded(&self) -> usize {
+        self.executions.values().filter(|e| e.data.is_some()).count()
     }
 
     /// Checks a create against the state and the group's earlier members.
@@ -151,26 +198,37 @@ impl State {
         Ok(())
     }
 
-    /// Applies a create that was checked.
-    pub(super) fn apply_create(&mut self, new: NewExecution) {
+    /// Applies a create that was checked and written at `at`.
+    pub(super) fn apply_create(&mut self, new: NewExecution, at: Location) {
         let name_key = (new.record.function_name.clone(), new.record.name.clone());
-        let mut exec = Execution::new(new.record, name_key);
-        let delta = exec.upsert(new.operations) + exec.append(new.events);
-        exec.grow(delta);
+        let mut data = Data::default();
+        data.upsert(new.operations);
+        data.append(new.events);
+        let exec = Execution {
+            record: new.record,
+            name_key,
+            stored: Stored { base: None, frames: vec![at] },
+            data: Some(data),
+        };
         self.insert(exec);
     }
 
-    fn insert(&mut self, exec: Execution) {
+    /// Adds an execution; a finished one keeps only its record in memory.
+    pub(super) fn insert(&mut self, mut exec: Execution) {
         if let Some(k) = due_key(&exec.record) {
             self.due.insert(k);
         }
-        self.live_bytes += exec.bytes;
+        if exec.record.status != ExecutionStatus::Running {
+            exec.data = None;
+        }
+        self.loaded_bytes += exec.data.as_ref().map_or(0, |d| d.bytes);
         self.names.insert(exec.name_key.clone(), exec.record.arn.clone());
         self.executions.insert(exec.record.arn.clone(), exec);
     }
 
-    /// Applies a commit that was checked.
-    pub(super) fn apply_commit(&mut self, commit: Commit) {
+    /// Applies a commit that was checked and written at `at`. An execution it finishes
+    /// leaves memory (but for its record).
+    pub(super) fn apply_commit(&mut self, commit: Commit, at: Location) {
         let Some(exec) = self.executions.get_mut(&*commit.record.arn) else { return };
         if let Some(k) = due_key(&exec.record) {
             self.due.remove(&k);
@@ -178,45 +236,56 @@ impl State {
         if let Some(k) = due_key(&commit.record) {
             self.due.insert(k);
         }
-        let before = exec.bytes;
-        let mut delta = record_bytes(&commit.record) as i64 - record_bytes(&exec.record) as i64;
         exec.record = commit.record;
-        delta += exec.upsert(commit.operations);
-        delta += exec.append(commit.events);
-        exec.grow(delta);
-        self.live_bytes = (self.live_bytes + exec.bytes).saturating_sub(before);
+        exec.stored.frames.push(at);
+        if let Some(data) = &mut exec.data {
+            let before = data.bytes;
+            data.upsert(commit.operations);
+            data.append(commit.events);
+            self.loaded_bytes = (self.loaded_bytes + data.bytes).saturating_sub(before);
+        }
+        if exec.record.status != ExecutionStatus::Running
+            && let Some(data) = exec.data.take()
+        {
+            self.loaded_bytes = self.loaded_bytes.saturating_sub(data.bytes);
+        }
     }
 
     /// Replays a create from the journal (checked, since the journal is input too).
-    pub(super) fn replay_create(&mut self, new: NewExecution) -> StoreResult<()> {
+    pub(super) fn replay_create(&mut self, new: NewExecution, at: Location) -> StoreResult<()> {
         self.check_create(&new, &mut Pending::default())?;
-        self.apply_create(new);
+        self.apply_create(new, at);
         Ok(())
     }
 
     /// Replays a commit from the journal.
-    pub(super) fn replay_commit(&mut self, commit: Commit) -> StoreResult<()> {
+    pub(super) fn replay_commit(&mut self, commit: Commit, at: Location) -> StoreResult<()> {
         self.check_commit(&commit, &mut Pending::default())?;
-        self.apply_commit(commit);
+        self.apply_commit(commit, at);
         Ok(())
     }
 
-    /// Loads an execution's record from a snapshot.
+    /// Adds an execution read from a snapshot: a running one with its data to follow
+    /// (`data` empty, filled by [`State::snap_extend`]), a finished one with where its data
+    /// is.
     pub(super) fn snap_execution(
         &mut self,
         record: ExecutionRecord,
         name_key: Option<(String, String)>,
+        stored: Stored,
+        data: Option<Data>,
     ) -> Result<(), String> {
         let name_key = name_key
             .map_or_else(|| (record.function_name.clone(), record.name.clone()), |(f, n)| (Arc::from(f), Arc::from(n)));
         if self.executions.contains_key(&*record.arn) || self.names.contains_key(&name_key) {
             return Err(format!("execution {} appears twice", record.arn));
         }
-        self.insert(Execution::new(record, name_key));
+        self.insert(Execution { record, name_key, stored, data });
         Ok(())
     }
 
-    /// Loads operations or events of an execution from a snapshot.
+    /// Adds operations or events of an execution from a snapshot. A finished execution's
+    /// are left on disk (a snapshot written before archives existed holds them).
     pub(super) fn snap_extend(
         &mut self,
         arn: &str,
@@ -224,16 +293,19 @@ impl State {
         events: Vec<Event>,
     ) -> Result<(), String> {
         let exec = self.executions.get_mut(arn).ok_or_else(|| format!("execution {arn} has no record"))?;
-        for (next, e) in (exec.events.len() as u64 + 1..).zip(&events) {
-            if e.event_id != next {
-                return Err(format!("event {} of {arn} does not continue its history at {next}", e.event_id));
-            }
-        }
-        let before = exec.bytes;
-        let delta = exec.upsert(operations) + exec.append(events);
-        exec.grow(delta);
-        self.live_bytes = (self.live_bytes + exec.bytes).saturating_sub(before);
+        let Some(data) = &mut exec.data else { return Ok(()) };
+        let before = data.bytes;
+        data.upsert(operations);
+        data.append_checked(arn, events)?;
+        self.loaded_bytes = (self.loaded_bytes + data.bytes).saturating_sub(before);
         Ok(())
+    }
+
+    /// Where an execution's data now is (after a compaction rewrote it).
+    pub(super) fn restore(&mut self, arn: &str, stored: Stored) {
+        if let Some(exec) = self.executions.get_mut(arn) {
+            exec.stored = stored;
+        }
     }
 
     /// Forgets an execution.
@@ -245,7 +317,7 @@ impl State {
             if self.names.get(&exec.name_key).is_some_and(|a| **a == *arn) {
                 self.names.remove(&exec.name_key);
             }
-            self.live_bytes = self.live_bytes.saturating_sub(exec.bytes);
+            self.loaded_bytes = self.loaded_bytes.saturating_sub(exec.data.map_or(0, |d| d.bytes));
         }
     }
 
@@ -260,30 +332,13 @@ impl State {
         self.get(arn)
     }
 
-    pub(super) fn read_operations(
-        &self,
-        arn: &str,
-        after: Option<u64>,
-        limit: usize,
-    ) -> StoreResult<Vec<StoredOperation>> {
+    /// Where to read an execution's operations and events.
+    pub(super) fn source(&self, arn: &str) -> StoreResult<Source<'_>> {
         let exec = self.executions.get(arn).ok_or_else(|| StoreError::NotFound(arn.to_owned()))?;
-        let range = match after {
-            Some(a) => exec.ops.range(a.saturating_add(1)..),
-            None => exec.ops.range(..),
-        };
-        Ok(range.take(limit).map(|(_, op)| op.clone()).collect())
-    }
-
-    pub(super) fn read_events(&self, arn: &str, after: u64, limit: usize, reverse: bool) -> StoreResult<Vec<Event>> {
-        let exec = self.executions.get(arn).ok_or_else(|| StoreError::NotFound(arn.to_owned()))?;
-        let n = exec.events.len();
-        if reverse {
-            let end = if after == 0 { n } else { (after.saturating_sub(1) as usize).min(n) };
-            Ok(exec.events[..end].iter().rev().take(limit).cloned().collect())
-        } else {
-            let start = (after as usize).min(n);
-            Ok(exec.events[start..].iter().take(limit).cloned().collect())
-        }
+        Ok(match &exec.data {
+            Some(d) => Source::Memory(d),
+            None => Source::Disk { stored: exec.stored.clone(), version: exec.record.version },
+        })
     }
 
     pub(super) fn due_executions(&self, now: Timestamp, limit: usize) -> Vec<DueExecution> {

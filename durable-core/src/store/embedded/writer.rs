@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use tokio::sync::oneshot;
 
 use super::Stats;
-use super::format::{Body, push_frame};
+use super::format::{Body, Location, push_frame};
 use super::journal::Journal;
 use super::state::{Pending, State};
 use crate::clock::Clock;
@@ -124,8 +124,7 @@ impl Drop for LeadGuard<'_> {
 
 impl Writer {
     pub(super) fn compact_if_due(&mut self) {
-        let live = self.state.read().unwrap_or_else(PoisonError::into_inner).live_bytes();
-        if self.journal.should_compact(live)
+        if self.journal.should_compact()
             && let Err(e) = self.journal.compact(&self.state, self.clock.now())
         {
             tracing::warn!(error = %e, "the embedded store could not compact its journal");
@@ -174,28 +173,34 @@ impl Writer {
         let mut frames = Vec::with_capacity(accepted.iter().map(|w| w.body.len() + 40).sum());
         let mut writes = Vec::with_capacity(n);
         for (i, w) in accepted.into_iter().enumerate() {
+            let start = frames.len() as u64;
             push_frame(&mut frames, g, i + 1 == n, &w.body);
-            writes.push((w.op, w.reply));
+            writes.push((w.op, w.reply, start, frames.len() as u64 - start));
         }
-        if let Err(why) = self.journal.write_group(&frames) {
-            fail_all(writes.into_iter().map(|(_, reply)| reply), &why);
-            return;
-        }
+        let group = match self.journal.write_group(&frames, g) {
+            Ok(at) => at,
+            Err(why) => {
+                fail_all(writes.into_iter().map(|(_, reply, _, _)| reply), &why);
+                return;
+            }
+        };
         drop(frames);
 
         let (mut creates, mut commits) = (0, 0);
         let mut replies = Vec::with_capacity(n);
         {
             let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-            for (op, reply) in writes {
+            for (op, reply, offset, len) in writes {
+                // Where this write's frame is: its execution's data is read back from there.
+                let at = Location { offset: group.offset + offset, len, ..group };
                 match op {
                     WriteOp::Create(new) => {
                         creates += 1;
-                        state.apply_create(new);
+                        state.apply_create(new, at);
                     }
                     WriteOp::Commit(commit) => {
                         commits += 1;
-                        state.apply_commit(commit);
+                        state.apply_commit(commit, at);
                     }
                 }
                 replies.push(reply);
