@@ -12,7 +12,12 @@
 //!   callback heartbeat <id>
 //!   stop <arn|name> [--type T] [--message M]
 //!   start <function> [--name N] [--input JSON]
+//!   store verify <dir>
+//!   store salvage <dir> --to <new dir>
 //! ```
+//!
+//! The `store` commands work on an embedded store's folder directly (not through a
+//! control plane), while no process has it open.
 //!
 //! The endpoint comes from `--endpoint`, else `DURABLE_ENDPOINT`, else
 //! `http://127.0.0.1:9323`. An execution can be named by its ARN or, when that is unique,
@@ -97,6 +102,9 @@ enum Command {
         #[arg(long)]
         message: Option<String>,
     },
+    /// Check or rescue an embedded store's folder (while no process has it open).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Start an execution of a function the worker hosts; prints its ARN.
     Start {
         /// The function's name.
@@ -107,6 +115,25 @@ enum Command {
         /// The input, as JSON.
         #[arg(long)]
         input: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Check an embedded store without changing it: what it holds, what opening it would
+    /// cut off or remove, and any damage (file and offset). Exit status 1 when damaged.
+    Verify {
+        /// The store's folder (e.g. `.durable/order-example`).
+        dir: std::path::PathBuf,
+    },
+    /// Copy everything readable in a damaged embedded store, up to its first damage, into a
+    /// new store; the damaged one is left as it is.
+    Salvage {
+        /// The damaged store's folder.
+        dir: std::path::PathBuf,
+        /// A new folder for the copy.
+        #[arg(long)]
+        to: std::path::PathBuf,
     },
 }
 
@@ -141,6 +168,34 @@ enum CallbackCommand {
         /// The callback id.
         id: String,
     },
+}
+
+/// `durable store ..`: on the folder, no control plane.
+async fn store(command: StoreCommand) -> Result<(), Failure> {
+    use durable_core::store::EmbeddedStore;
+    match command {
+        StoreCommand::Verify { dir } => {
+            let report = EmbeddedStore::verify(&dir).map_err(|e| Failure::new(e.to_string()))?;
+            print!("{report}");
+            if report.is_intact() {
+                Ok(())
+            } else {
+                Err(Failure {
+                    message: format!("the store in {} is damaged", dir.display()),
+                    hint: Some(format!(
+                        "`durable store salvage {} --to <new folder>` copies what is readable",
+                        dir.display()
+                    )),
+                })
+            }
+        }
+        StoreCommand::Salvage { dir, to } => {
+            let report = EmbeddedStore::salvage(&dir, &to).await.map_err(|e| Failure::new(e.to_string()))?;
+            print!("{report}");
+            println!("the copy is in {}; the damaged store is unchanged", to.display());
+            Ok(())
+        }
+    }
 }
 
 fn parse_status(s: &str) -> Result<ExecutionStatus, String> {
@@ -199,6 +254,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    if let Command::Store(command) = cli.command {
+        return store(command).await;
+    }
     let client = Client::new(&cli.endpoint)?;
     match cli.command {
         Command::List { function, status, name, json } => {
@@ -310,6 +368,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let arn = client.start(&function, name.as_deref(), input.as_deref()).await?;
             println!("{arn}");
         }
+        // Handled before a client exists.
+        Command::Store(_) => {}
     }
     Ok(())
 }
