@@ -232,10 +232,33 @@ impl Backoff {
     }
 
     /// The delay after attempt `attempts_made`, jitter applied, in whole seconds (at
-    /// least 1).
+    /// least 1): a step's retry delay is checkpointed in seconds, as AWS's is.
     pub(crate) fn delay(&self, attempts_made: u32) -> Duration {
         let secs = self.jitter.apply(self.base_delay_secs(attempts_made)).ceil().max(1.0);
         Duration::from_secs(secs as u64)
+    }
+
+    /// The delay after attempt `attempts_made` (1-based) failed, jitter applied, not
+    /// rounded: what a loop that retries in process waits (the local runner's back-off from
+    /// a failing store). It ignores [`Backoff::max_attempts`] and the error filters: the
+    /// caller decides when to give up.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use durable_core::retry::{Backoff, Jitter};
+    ///
+    /// let b = Backoff::exponential()
+    ///     .initial_delay(Duration::from_millis(100))
+    ///     .max_delay(Duration::from_secs(30))
+    ///     .jitter(Jitter::None);
+    /// assert_eq!(b.delay_after(1), Duration::from_millis(100));
+    /// assert_eq!(b.delay_after(3), Duration::from_millis(400));
+    /// assert_eq!(b.delay_after(50), Duration::from_secs(30));
+    /// ```
+    pub fn delay_after(&self, attempts_made: u32) -> Duration {
+        let secs = self.jitter.apply(self.base_delay_secs(attempts_made));
+        // A growth rate the caller set to NaN or infinity must not panic a retry loop.
+        Duration::try_from_secs_f64(secs).unwrap_or(self.max_delay)
     }
 }
 
@@ -356,6 +379,22 @@ mod tests {
             assert!((1..=20).contains(&full.as_secs()), "{full:?}");
             let RetryDecision::Retry(half) = presets::transient().decide(&err("E", "m"), 2) else { panic!() };
             assert!((5..=10).contains(&half.as_secs()), "{half:?}");
+        }
+    }
+
+    #[test]
+    fn delay_after_is_exact_capped_and_ignores_max_attempts() {
+        let b = Backoff::exponential()
+            .max_attempts(2)
+            .initial_delay(Duration::from_millis(100))
+            .max_delay(Duration::from_secs(30))
+            .jitter(Jitter::None);
+        let ms: Vec<u128> = [1, 2, 3, 4, 9, 10, 11, 40].iter().map(|&n| b.delay_after(n).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 25_600, 30_000, 30_000, 30_000]);
+        let half = b.jitter(Jitter::Half);
+        for _ in 0..200 {
+            let d = half.delay_after(2).as_millis();
+            assert!((100..=200).contains(&d), "{d}");
         }
     }
 

@@ -3,10 +3,14 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use durable_core::model::{ErrorObject, EventType, ExecutionStatus, OperationStatus, OperationType};
 use durable_core::retry::{Jitter, presets};
+use durable_core::serdes::FnSerdes;
+use durable_core::service::{ServiceConfig, ServiceError};
+use durable_core::store::MemoryStore;
 use durable_core::testing::{TestExecution, TestRunner};
 use durable_core::{DurableContext, Error, ErrorKind, WaitDecision, handler, poll_until};
 
@@ -141,6 +145,70 @@ async fn forged_unknown_and_completed_callback_ids_are_refused_and_change_nothin
     assert!(again.to_string().contains("already SUCCEEDED"), "{again}");
     let run = runner.drive(&h, &arn).await;
     assert!(run.result::<String>().unwrap().starts_with("yes"));
+}
+
+#[tokio::test]
+async fn a_callback_result_that_is_not_json_is_refused_and_changes_nothing() {
+    let runner = TestRunner::new();
+    let h = handler(approval);
+    let arn = runner.start("approval", None, Some("null".into())).await.unwrap();
+    runner.settle(&h, &arn).await;
+    let id = runner.callback_ids(&arn).await.remove(0);
+    let before = runner.inspect(&arn).await.history.len();
+    for bad in ["approved", "", "{\"ok\":", "\"approved\" twice", "NaN"] {
+        let err = runner.callback_success(&id, bad).await.unwrap_err();
+        let ServiceError::InvalidParameter(e) = &err else { panic!("{bad:?}: {err}") };
+        assert_eq!(e.error_type.as_deref(), Some("InvalidParameterValueException"), "{bad:?}");
+        assert!(err.to_string().contains("must be JSON text"), "{bad:?}: {err}");
+    }
+    let waiting = runner.inspect(&arn).await;
+    assert_eq!(waiting.history.len(), before, "nothing recorded");
+    let callback = waiting.operation("approve").unwrap();
+    assert_eq!(callback.status, OperationStatus::Started, "still pending");
+
+    runner.callback_success(&id, " \"approved\"\n").await.unwrap();
+    let run = runner.drive(&h, &arn).await;
+    assert!(run.result::<String>().unwrap().starts_with("approved ("));
+}
+
+async fn maybe(ctx: DurableContext, (): ()) -> Result<Option<String>, Error> {
+    ctx.create_callback::<Option<String>>("maybe").await?.result().await
+}
+
+#[tokio::test]
+async fn a_callback_completed_without_a_result_decodes_null() {
+    let runner = TestRunner::new();
+    let h = handler(maybe);
+    let arn = runner.start("maybe", None, Some("null".into())).await.unwrap();
+    runner.settle(&h, &arn).await;
+    let id = runner.callback_ids(&arn).await.remove(0);
+    runner.service().callback_success(&id, None).await.unwrap();
+    assert_eq!(runner.drive(&h, &arn).await.result::<Option<String>>().unwrap(), None);
+}
+
+/// A callback read by a plain-text codec (no JSON quotes).
+async fn plain_text(ctx: DurableContext, (): ()) -> Result<String, Error> {
+    let text = FnSerdes::new(|s: &String| Ok(s.clone()), |p: &str| Ok(p.to_owned()));
+    ctx.create_callback::<String>("note").serdes(text).await?.result().await
+}
+
+#[tokio::test]
+async fn callbacks_with_a_non_json_codec_need_the_json_check_off() {
+    let h = handler(plain_text);
+    // On (the default): the service cannot know the callback's codec, so it refuses.
+    let runner = TestRunner::new();
+    let arn = runner.start("note", None, Some("null".into())).await.unwrap();
+    runner.settle(&h, &arn).await;
+    let id = runner.callback_ids(&arn).await.remove(0);
+    assert!(runner.callback_success(&id, "see you at 5").await.is_err());
+
+    let config = ServiceConfig { require_json_callback_results: false, ..ServiceConfig::default() };
+    let runner = TestRunner::with_store(Arc::new(MemoryStore::new()), config);
+    let arn = runner.start("note", None, Some("null".into())).await.unwrap();
+    runner.settle(&h, &arn).await;
+    let id = runner.callback_ids(&arn).await.remove(0);
+    runner.callback_success(&id, "see you at 5").await.unwrap();
+    assert_eq!(runner.drive(&h, &arn).await.result::<String>().unwrap(), "see you at 5");
 }
 
 #[tokio::test]

@@ -187,7 +187,8 @@ impl Client {
         &self.endpoint
     }
 
-    /// Whether the control plane answers (`GET /health`).
+    /// Whether the control plane answers and its worker's store works (`GET /health`): a
+    /// `ServiceUnavailableException` error while the store fails.
     pub async fn health(&self) -> Result<(), ClientError> {
         self.call(Method::GET, "/health".to_owned(), None).await.map(drop)
     }

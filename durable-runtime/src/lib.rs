@@ -12,10 +12,12 @@
 pub mod client;
 #[cfg(feature = "control-plane")]
 pub mod control_plane;
+pub mod health;
 pub mod inspect;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod local;
 pub mod replay;
 
+pub use health::{Health, StoreOutage};
 pub use local::{LocalRunner, LocalRunnerBuilder, RunnerError};

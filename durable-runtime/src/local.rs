@@ -28,11 +28,14 @@ use std::time::Duration;
 use durable_core::clock::{Clock, SystemClock};
 use durable_core::engine::{InvocationOutcome, run_invocation};
 use durable_core::model::{ErrorObject, ExecutionStatus, Timestamp};
+use durable_core::retry::Backoff;
 use durable_core::service::{CheckpointService, InvocationEnd, ServiceConfig, ServiceError, StartExecution};
 use durable_core::store::{ExecutionRecord, ListQuery, MemoryStore, Store, StoreError};
 use durable_core::{Handler, handler::FnHandler};
 use serde::Serialize;
 use tokio::sync::Notify;
+
+use crate::health::{Health, StoreBackoff, store_failure};
 
 /// What the runner can fail with.
 #[derive(Debug)]
@@ -101,6 +104,7 @@ pub struct LocalRunnerBuilder {
     handlers: HashMap<String, SharedHandler>,
     max_concurrency: usize,
     retry_delay: Duration,
+    store_backoff: Backoff,
 }
 
 impl fmt::Debug for LocalRunnerBuilder {
@@ -155,6 +159,15 @@ impl LocalRunnerBuilder {
         self
     }
 
+    /// How the worker backs off while the store fails (default: 100 ms doubling to 30 s,
+    /// half jitter). The delays are [`Backoff::delay_after`] of the back-off's attempt
+    /// count; the strategy's attempt limit and error filters do not apply: the worker
+    /// tries again until the store works. See [`LocalRunner::health`].
+    pub fn store_backoff(mut self, backoff: Backoff) -> Self {
+        self.store_backoff = backoff;
+        self
+    }
+
     /// The runner. Without a store it journals in memory.
     pub fn build(self) -> LocalRunner {
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
@@ -169,6 +182,7 @@ impl LocalRunnerBuilder {
             wake,
             max_concurrency: self.max_concurrency,
             retry_delay: self.retry_delay,
+            backoff: StoreBackoff::new(self.store_backoff),
         }
     }
 }
@@ -178,6 +192,10 @@ impl LocalRunnerBuilder {
 /// Executions run on the calling thread (their futures need not be `Send`): call the
 /// runner's `async` methods from a Tokio runtime; they drive every due execution, not only
 /// the one they wait for.
+///
+/// When the store fails (a full disk), the worker does not retry at once: it backs off
+/// ([`LocalRunnerBuilder::store_backoff`]), logs once per back-off, reports the outage in
+/// [`health`](Self::health), and carries on at the first success.
 #[derive(Clone)]
 pub struct LocalRunner {
     service: Arc<CheckpointService>,
@@ -185,6 +203,7 @@ pub struct LocalRunner {
     wake: Arc<Notify>,
     max_concurrency: usize,
     retry_delay: Duration,
+    backoff: StoreBackoff,
 }
 
 impl fmt::Debug for LocalRunner {
@@ -205,6 +224,7 @@ impl LocalRunner {
             handlers: HashMap::new(),
             max_concurrency: 256,
             retry_delay: Duration::from_secs(1),
+            store_backoff: crate::health::default_policy(),
         }
     }
 
@@ -216,6 +236,23 @@ impl LocalRunner {
     /// The names of the registered functions.
     pub fn functions(&self) -> impl Iterator<Item = &str> {
         self.handlers.keys().map(String::as_str)
+    }
+
+    /// Whether the store works, as the runner last saw it: [`Health::Unhealthy`] from a
+    /// store error (one that says the store failed, not a lost race or an unknown
+    /// execution; in process, an invocation retried because a checkpoint failed counts)
+    /// until the next invocation that runs without one, or the next look for due work that
+    /// finds none to retry. Meanwhile the worker backs off. The control plane answers
+    /// `GET /health` from it.
+    pub fn health(&self) -> Health {
+        self.backoff.health()
+    }
+
+    /// Records `e` in the health if it is a store failure.
+    fn note(&self, e: &RunnerError) {
+        if let Some(failure) = store_failure(e) {
+            self.backoff.failed(failure, self.service.clock().now());
+        }
     }
 
     /// Wakes the worker ([`run_worker`](Self::run_worker)): it looks for due executions and
@@ -235,18 +272,17 @@ impl LocalRunner {
     /// ([`run_worker`](Self::run_worker) or [`run_until_finished`](Self::run_until_finished)).
     /// The server runs on the current Tokio runtime until the returned handle is dropped or
     /// shut down. See [`crate::control_plane`].
+    ///
+    /// `GET /health` answers 503 while the store fails ([`health`](Self::health)). For
+    /// other timeouts than the defaults, bind [`ControlPlane::for_runner`] instead.
+    ///
+    /// [`ControlPlane::for_runner`]: crate::control_plane::ControlPlane::for_runner
     #[cfg(feature = "control-plane")]
     pub async fn control_plane(
         &self,
         addr: impl tokio::net::ToSocketAddrs,
     ) -> Result<crate::control_plane::ControlPlaneServer, RunnerError> {
-        let wake = self.wake.clone();
-        let server = crate::control_plane::ControlPlane::new(self.service.clone())
-            .functions(self.functions())
-            .on_change(move || wake.notify_one())
-            .bind(addr)
-            .await?;
-        Ok(server)
+        Ok(crate::control_plane::ControlPlane::for_runner(self).bind(addr).await?)
     }
 
     /// Starts an execution of `function` with `input`. With a `name` the start is
@@ -275,8 +311,23 @@ impl LocalRunner {
         Ok(started.arn)
     }
 
-    /// Runs one invocation of `arn` and records how it ended.
+    /// Runs one invocation of `arn` and records how it ended. A store failure on the way
+    /// (or a retry because a checkpoint failed) is reported in [`health`](Self::health); an
+    /// invocation without one ends the outage.
     pub async fn invoke(&self, arn: &str) -> Result<InvocationOutcome, RunnerError> {
+        let result = self.invoke_once(arn).await;
+        match &result {
+            // In process, a checkpoint is retried only when the store failed: the service's
+            // other refusals fail the execution or revoke the token (and the state pages
+            // it is asked for are its own).
+            Ok(InvocationOutcome::Retry(m)) => self.backoff.failed(m, self.service.clock().now()),
+            Ok(_) => self.backoff.succeeded(),
+            Err(e) => self.note(e),
+        }
+        result
+    }
+
+    async fn invoke_once(&self, arn: &str) -> Result<InvocationOutcome, RunnerError> {
         let record = self.service.get_record(arn).await?;
         let Some(handler) = self.handlers.get(&*record.function_name) else {
             if record.invoked_by.is_some() {
@@ -340,6 +391,12 @@ impl LocalRunner {
     /// concurrency limit), sleeps until the next timer or a new start, and repeats. At
     /// startup it picks up executions whose invocation was interrupted by a crash.
     /// `stop` is checked after every invocation and every wake-up.
+    ///
+    /// A store failure does not end the worker: it backs off
+    /// ([`LocalRunnerBuilder::store_backoff`]) and tries again, reporting the outage in
+    /// [`health`](Self::health). While the store fails, each attempt also picks up
+    /// executions whose invocation could not record its end, so none is left behind.
+    /// Other errors end it.
     pub async fn run_worker(&self, mut stop: impl FnMut() -> bool) -> Result<(), RunnerError> {
         let local = tokio::task::LocalSet::new();
         local
@@ -351,13 +408,35 @@ impl LocalRunner {
                     if stop() {
                         return Ok(());
                     }
+                    if let Some(until) = self.backoff.until() {
+                        // Nothing is tried before the back-off ends; a wake-up (a stop, a
+                        // start) only checks `stop` again.
+                        tokio::select! {
+                            () = self.wake.notified() => {}
+                            () = tokio::time::sleep_until(until) => {}
+                        }
+                        continue;
+                    }
                     let in_flight = running.borrow().len();
                     let free = self.max_concurrency.saturating_sub(in_flight);
                     if free > 0 {
-                        for arn in self.due(free + in_flight, first).await? {
+                        // An invocation whose end could not be recorded is neither due nor
+                        // running: look for such executions while the store fails.
+                        let failing = self.backoff.is_failing();
+                        let due = match self.due(free + in_flight, first || failing).await {
+                            Ok(due) => due,
+                            Err(e) if store_failure(&e).is_some() => {
+                                self.note(&e);
+                                continue;
+                            }
+                            Err(e) => return Err(e),
+                        };
+                        let mut started = 0;
+                        for arn in due {
                             if running.borrow().contains(&arn) || unknown.borrow().contains(&arn) {
                                 continue;
                             }
+                            started += 1;
                             running.borrow_mut().insert(arn.clone());
                             let this = self.clone();
                             let running = running.clone();
@@ -373,15 +452,29 @@ impl LocalRunner {
                                         );
                                         unknown.borrow_mut().insert(arn.clone());
                                     }
+                                    // Logged once per back-off by the health instead.
+                                    Err(e) if store_failure(&e).is_some() => {}
                                     Err(e) => tracing::error!(arn, error = %e, "invocation failed"),
                                 }
                                 running.borrow_mut().remove(&arn);
                                 this.wake.notify_one();
                             });
                         }
+                        if failing && started == 0 {
+                            // The store answered and nothing is left to retry.
+                            self.backoff.succeeded();
+                        }
                     }
                     first = false;
-                    let sleep_for = match self.next_wake().await? {
+                    let next = match self.next_wake().await {
+                        Ok(next) => next,
+                        Err(e) if store_failure(&e).is_some() => {
+                            self.note(&e);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let sleep_for = match next {
                         Some(t) => {
                             let now = self.service.clock().now();
                             Duration::from_millis((t.as_millis() - now.as_millis()).clamp(0, 60_000) as u64)
@@ -403,23 +496,27 @@ impl LocalRunner {
     }
 
     /// Runs the worker until execution `arn` finishes, then returns its record.
-    /// Other due executions run meanwhile too.
+    /// Other due executions run meanwhile too. Like [`run_worker`](Self::run_worker), it
+    /// waits out a failing store.
     pub async fn run_until_finished(&self, arn: &str) -> Result<ExecutionRecord, RunnerError> {
         let finished = Rc::new(std::cell::Cell::new(false));
         let flag = finished.clone();
-        let service = self.service.clone();
-        let wake = self.wake.clone();
         let arn_owned = arn.to_owned();
         let watcher = async move {
-            loop {
-                let r = service.get_record(&arn_owned).await?;
-                if r.status.is_terminal() {
-                    flag.set(true);
-                    wake.notify_one();
-                    return Ok::<_, RunnerError>(());
+            let result = loop {
+                match self.service.get_record(&arn_owned).await.map_err(RunnerError::from) {
+                    Ok(r) if r.status.is_terminal() => break Ok(()),
+                    Ok(_) => {}
+                    Err(e) if store_failure(&e).is_some() => self.note(&e),
+                    Err(e) => break Err(e),
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+                let poll = tokio::time::Instant::now() + Duration::from_millis(5);
+                tokio::time::sleep_until(self.backoff.until().map_or(poll, |until| until.max(poll))).await;
+            };
+            // Finished, or it never will be here (no such execution): stop the worker.
+            flag.set(true);
+            self.wake.notify_one();
+            result
         };
         let worker = self.run_worker(|| finished.get());
         let (w, r) = tokio::join!(worker, watcher);
@@ -430,15 +527,19 @@ impl LocalRunner {
 
     /// Runs the worker until no execution is due now and none is running: every execution
     /// has finished or waits on a timer or a callback.
+    ///
+    /// It does not wait out a failing store: it returns the first store error (which
+    /// [`health`](Self::health) reports too), since its caller asked for a run that ends.
     pub async fn run_until_idle(&self) -> Result<(), RunnerError> {
         let mut first = true;
         loop {
-            let due = self.due(self.max_concurrency, first).await?;
+            let due = self.due(self.max_concurrency, first).await.inspect_err(|e| self.note(e))?;
             first = false;
             let runnable: Vec<_> = {
                 let mut v = Vec::new();
                 for arn in due {
-                    let r = self.service.get_record(&arn).await?;
+                    let r =
+                        self.service.get_record(&arn).await.map_err(RunnerError::from).inspect_err(|e| self.note(e))?;
                     if self.handlers.contains_key(&*r.function_name) || r.invoked_by.is_some() {
                         v.push(arn);
                     }

@@ -232,3 +232,90 @@ async fn a_shut_down_control_plane_refuses_connections() {
     let err = client.health().await.unwrap_err();
     assert!(err.to_string().starts_with("no durable worker is running at http://127.0.0.1:"), "{err}");
 }
+
+/// Reads until the server closes the connection (or resets it), or 5 s pass.
+async fn until_closed(mut stream: tokio::net::TcpStream) -> (String, std::time::Duration) {
+    use tokio::io::AsyncReadExt as _;
+    let t = tokio::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the server kept the connection open: {:?}", String::from_utf8_lossy(&answer));
+    (String::from_utf8_lossy(&answer).into_owned(), t.elapsed())
+}
+
+#[tokio::test]
+async fn idle_and_half_open_connections_are_closed_after_their_timeouts() {
+    use tokio::io::AsyncWriteExt as _;
+    use tokio::net::TcpStream;
+    let runner = runner();
+    let timeout = std::time::Duration::from_millis(200);
+    let server = ControlPlane::for_runner(&runner)
+        .header_read_timeout(timeout)
+        .body_read_timeout(timeout)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+
+    let silent = TcpStream::connect(addr).await.unwrap();
+    let mut half_head = TcpStream::connect(addr).await.unwrap();
+    half_head.write_all(b"POST /start-durable-execution HTTP/1.1\r\nHost: x\r\nContent-Le").await.unwrap();
+    let mut half_body = TcpStream::connect(addr).await.unwrap();
+    half_body
+        .write_all(b"POST /start-durable-execution HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"Fun")
+        .await
+        .unwrap();
+    let mut kept_alive = TcpStream::connect(addr).await.unwrap();
+    kept_alive.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+
+    let (
+        (silent, silent_took),
+        (half_head, half_head_took),
+        (half_body, half_body_took),
+        (kept_alive, kept_alive_took),
+    ) = tokio::join!(until_closed(silent), until_closed(half_head), until_closed(half_body), until_closed(kept_alive));
+    assert_eq!(silent, "", "closed without an answer");
+    assert_eq!(half_head, "", "closed without an answer");
+    assert!(half_body.starts_with("HTTP/1.1 408"), "{half_body}");
+    assert!(half_body.contains("RequestTimeoutException"), "{half_body}");
+    assert!(kept_alive.starts_with("HTTP/1.1 200"), "answered, then closed once idle: {kept_alive}");
+    for took in [silent_took, half_head_took, half_body_took, kept_alive_took] {
+        // Not before the timeout (give the timer its granularity), and well before 5 s.
+        assert!(took >= std::time::Duration::from_millis(150), "closed after {took:?}");
+    }
+
+    // The server itself is fine.
+    assert_eq!(raw(addr, "GET", "/health", b"").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_callback_result_that_is_not_json_is_refused_and_the_callback_stays_pending() {
+    let runner = runner();
+    let server = runner.control_plane("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr();
+    let client = Client::new(&server.endpoint()).unwrap();
+    with_worker(&runner, async {
+        let arn = client.start("approve", None, Some("\"desk\"")).await.unwrap();
+        let id = callback_id(&client, &arn).await;
+        let path = format!("/2025-12-01/durable-execution-callbacks/{id}/succeed");
+        for bad in [&b"approved"[..], b"{\"ok\":", b"\"approved\" twice"] {
+            let refused = raw(addr, "POST", &path, bad).await;
+            refused.assert_error(400, "InvalidParameterValueException");
+            let message = refused.json()["message"].as_str().unwrap().to_owned();
+            assert!(message.contains("must be JSON text"), "{message}");
+        }
+        let events = client.history(&arn).await.unwrap();
+        assert!(!events.iter().any(|e| e.event_type == EventType::CallbackSucceeded), "nothing recorded");
+        assert_eq!(client.get(&arn).await.unwrap().status, ExecutionStatus::Running);
+
+        // The sender corrects it: the callback completes.
+        assert_eq!(raw(addr, "POST", &path, b"\"approved\"").await.status, 200);
+        let done = eventually("the execution to finish", async || {
+            let e = client.get(&arn).await.unwrap();
+            e.status.is_terminal().then_some(e)
+        })
+        .await;
+        assert_eq!(done.result.as_deref(), Some("\"checked desk: approved\""));
+    })
+    .await;
+}

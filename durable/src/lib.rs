@@ -29,7 +29,9 @@ pub use durable_core::{debug, error, info, log, trace, warn};
 /// AWS Lambda: the entry point of a `cargo lambda` binary (feature `lambda`).
 #[cfg(feature = "lambda")]
 pub use durable_runtime::lambda;
-pub use durable_runtime::{LocalRunner, LocalRunnerBuilder, RunnerError, client, control_plane, inspect, local};
+pub use durable_runtime::{
+    LocalRunner, LocalRunnerBuilder, RunnerError, client, control_plane, health, inspect, local,
+};
 
 #[doc(hidden)]
 pub use durable_core::__private;

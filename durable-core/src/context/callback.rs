@@ -99,7 +99,10 @@ impl<T: 'static> CreateCallback<T> {
         self
     }
 
-    /// The codec of the result (default [`Json`]).
+    /// The codec of the result (default [`Json`]). The self-hosted service refuses results
+    /// that are not JSON text, since it cannot see which codec a callback uses; for a codec
+    /// whose payloads are not JSON, turn that check off
+    /// ([`ServiceConfig::require_json_callback_results`](crate::service::ServiceConfig::require_json_callback_results)).
     pub fn serdes(mut self, serdes: impl Serdes<T> + 'static) -> Self {
         self.serdes = Arc::new(serdes);
         self
@@ -274,7 +277,10 @@ where
         self
     }
 
-    /// The codec of the result (default [`Json`]).
+    /// The codec of the result (default [`Json`]). The self-hosted service refuses results
+    /// that are not JSON text, since it cannot see which codec a callback uses; for a codec
+    /// whose payloads are not JSON, turn that check off
+    /// ([`ServiceConfig::require_json_callback_results`](crate::service::ServiceConfig::require_json_callback_results)).
     pub fn serdes(mut self, serdes: impl Serdes<T> + 'static) -> Self {
         self.serdes = Arc::new(serdes);
         self

@@ -58,16 +58,31 @@ enum Completion {
 
 impl CheckpointService {
     /// Completes a callback with a result (`SendDurableExecutionCallbackSuccess`). The
-    /// result is JSON text (the callback's codec decodes it).
+    /// result is JSON text, which the callback's codec decodes; `None` is no result (the
+    /// codec decodes `null`).
+    ///
+    /// A result that is not JSON text is refused (`InvalidParameterValueException`) and
+    /// changes nothing, so the sender can send a valid one, unless
+    /// [`ServiceConfig::require_json_callback_results`](super::ServiceConfig::require_json_callback_results)
+    /// is off for callbacks with a non-JSON codec. AWS types the result as a blob and
+    /// accepts anything; the execution then fails decoding it, which no sender can undo.
     pub async fn callback_success(&self, callback_id: &str, result: Option<String>) -> Result<(), ServiceError> {
-        if let Some(r) = &result
-            && r.len() > self.config.limits.max_operation_payload.min(1024 * 1024)
-        {
-            return Err(invalid(format!(
-                "the callback result is {} bytes; at most {} bytes are accepted",
-                r.len(),
-                self.config.limits.max_operation_payload.min(1024 * 1024)
-            )));
+        if let Some(r) = &result {
+            let max = self.config.limits.max_operation_payload.min(1024 * 1024);
+            if r.len() > max {
+                return Err(invalid(format!(
+                    "the callback result is {} bytes; at most {max} bytes are accepted",
+                    r.len()
+                )));
+            }
+            if self.config.require_json_callback_results
+                && let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(r)
+            {
+                return Err(invalid(format!(
+                    "the callback result must be JSON text (a string needs its quotes: \"text\"), and this is \
+                     not: {e}"
+                )));
+            }
         }
         self.complete_callback(callback_id, Completion::Success(result)).await?;
         self.announce_callback(callback_id);

@@ -49,6 +49,15 @@ pub struct ServiceConfig {
     pub account: String,
     /// Operations per page of invocation state.
     pub state_page_items: usize,
+    /// Whether [`CheckpointService::callback_success`] refuses a result that is not JSON
+    /// text (default `true`). A callback decodes its result with its codec: JSON unless
+    /// `CreateCallback::serdes` names another. The service cannot see which codec a
+    /// callback uses (nothing on the wire says), so it checks for the default, and a result
+    /// the default codec could never decode is refused while the sender can still correct
+    /// it, instead of failing the execution later. Turn it off when callbacks use a codec
+    /// whose payloads are not JSON (`Postcard`, an `FnSerdes` reading plain text): results
+    /// are then taken as sent, and one the codec cannot read fails in the function.
+    pub require_json_callback_results: bool,
 }
 
 impl Default for ServiceConfig {
@@ -66,6 +75,7 @@ impl Default for ServiceConfig {
             region: "local".to_owned(),
             account: "000000000000".to_owned(),
             state_page_items: 1000,
+            require_json_callback_results: true,
         }
     }
 }

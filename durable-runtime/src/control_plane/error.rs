@@ -11,6 +11,8 @@ pub(crate) const INVALID_PARAMETER: &str = "InvalidParameterValueException";
 pub(crate) const ALREADY_STARTED: &str = "DurableExecutionAlreadyStartedException";
 pub(crate) const UNKNOWN_OPERATION: &str = "UnknownOperationException";
 pub(crate) const TOO_LARGE: &str = "RequestTooLargeException";
+pub(crate) const REQUEST_TIMEOUT: &str = "RequestTimeoutException";
+pub(crate) const UNAVAILABLE: &str = "ServiceUnavailableException";
 
 /// An error answer.
 #[derive(Debug)]
@@ -18,11 +20,19 @@ pub(crate) struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) code: String,
     pub(crate) message: String,
+    /// Members of the body beside `Type` and `message` (what went wrong, for a program).
+    pub(crate) fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.to_owned(), message: message.into() }
+        ApiError { status, code: code.to_owned(), message: message.into(), fields: serde_json::Map::new() }
+    }
+
+    /// The same error with one more member in its body.
+    pub(crate) fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.fields.insert(key.to_owned(), value.into());
+        self
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
@@ -39,7 +49,10 @@ impl ApiError {
     }
 
     pub(crate) fn body(&self) -> String {
-        serde_json::json!({ "Type": self.fault(), "message": self.message }).to_string()
+        let mut body = self.fields.clone();
+        body.insert("Type".to_owned(), self.fault().into());
+        body.insert("message".to_owned(), self.message.clone().into());
+        serde_json::Value::Object(body).to_string()
     }
 }
 
@@ -50,6 +63,8 @@ pub(crate) fn status_of(code: &str) -> StatusCode {
         INVALID_PARAMETER => StatusCode::BAD_REQUEST,
         ALREADY_STARTED => StatusCode::CONFLICT,
         TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        REQUEST_TIMEOUT => StatusCode::REQUEST_TIMEOUT,
+        UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
         "TooManyRequestsException" => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -111,5 +126,9 @@ mod tests {
         let body: serde_json::Value =
             serde_json::from_str(&ApiError::invalid("the callback id is malformed").body()).unwrap();
         assert_eq!(body, serde_json::json!({"Type": "User", "message": "the callback id is malformed"}));
+        let outage = ApiError::new(status_of(UNAVAILABLE), UNAVAILABLE, "the store fails").with("Errors", 3);
+        let body: serde_json::Value = serde_json::from_str(&outage.body()).unwrap();
+        assert_eq!(body, serde_json::json!({"Type": "Service", "message": "the store fails", "Errors": 3}));
+        assert_eq!(status_of(REQUEST_TIMEOUT), StatusCode::REQUEST_TIMEOUT);
     }
 }

@@ -15,7 +15,10 @@
 //! and, as AWS's local emulator does, `POST /start-durable-execution`
 //! (`{"FunctionName","ExecutionName","Input","ExecutionTimeoutSeconds"}` → 201
 //! `{"ExecutionArn"}`), `GET /2025-12-01/durable-executions` (every function's executions,
-//! same shape as the list above) and `GET /health`.
+//! same shape as the list above) and `GET /health`: 200 `{"Status":"ok"}`, or, while the
+//! runner's store fails ([`ControlPlane::health`]), 503 `ServiceUnavailableException` whose
+//! body names the last error (`LastError`), since when (`Since`, epoch seconds) and how
+//! often (`Errors`), and the current back-off (`Attempt`, `BackoffSeconds`).
 //!
 //! ARNs travel percent-encoded in one path segment (`%3A`, `%2F`, `%24` for `$LATEST`), as
 //! the SDKs send them; an ARN with raw slashes is accepted too. Errors are AWS REST-JSON
@@ -26,6 +29,13 @@
 //! The control plane has no authentication: anyone who can connect can complete callbacks
 //! and stop executions. [`ControlPlane::bind`] therefore refuses addresses that are not
 //! loopback unless told otherwise.
+//!
+//! A connection that does not send a complete request head within
+//! [`ControlPlane::header_read_timeout`] (5 s) of the server waiting for one (after it was
+//! accepted, or after the previous answer on a kept-alive connection) is closed, and so is
+//! one whose request body does not arrive within [`ControlPlane::body_read_timeout`]
+//! (10 s; answered 408 `RequestTimeoutException` first): idle and half-open connections do
+//! not pile up.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,14 +63,18 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use durable_core::service::CheckpointService;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use crate::LocalRunner;
+use crate::health::Health;
 
 /// The address the examples serve the control plane on when it is free.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9323";
@@ -72,13 +86,24 @@ pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9323";
 /// The API version prefix of every AWS route.
 pub const API_VERSION_PREFIX: &str = "/2025-12-01";
 
+/// The default of [`ControlPlane::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default of [`ControlPlane::body_read_timeout`].
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+type HealthSource = Arc<dyn Fn() -> Health + Send + Sync>;
+
 /// A control plane, ready to be bound. See the [module documentation](self).
 #[must_use = "a control plane does nothing until bound"]
 pub struct ControlPlane {
     service: Arc<CheckpointService>,
     functions: Option<Arc<BTreeSet<String>>>,
     on_change: Option<Arc<dyn Fn() + Send + Sync>>,
+    health: Option<HealthSource>,
     allow_remote: bool,
+    header_read_timeout: Duration,
+    body_read_timeout: Duration,
 }
 
 impl fmt::Debug for ControlPlane {
@@ -86,6 +111,8 @@ impl fmt::Debug for ControlPlane {
         f.debug_struct("ControlPlane")
             .field("functions", &self.functions)
             .field("allow_remote", &self.allow_remote)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -93,7 +120,28 @@ impl fmt::Debug for ControlPlane {
 impl ControlPlane {
     /// A control plane over `service`, accepting starts of any function name.
     pub fn new(service: Arc<CheckpointService>) -> Self {
-        ControlPlane { service, functions: None, on_change: None, allow_remote: false }
+        ControlPlane {
+            service,
+            functions: None,
+            on_change: None,
+            health: None,
+            allow_remote: false,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+        }
+    }
+
+    /// A control plane for `runner` (what [`LocalRunner::control_plane`] binds): over its
+    /// service, knowing its functions, waking its worker on starts and callbacks, and
+    /// answering `GET /health` from [`LocalRunner::health`]. Change what you need, then
+    /// [`bind`](Self::bind) it.
+    pub fn for_runner(runner: &LocalRunner) -> Self {
+        let waker = runner.clone();
+        let health = runner.clone();
+        ControlPlane::new(runner.service().clone())
+            .functions(runner.functions())
+            .on_change(move || waker.wake())
+            .health(move || health.health())
     }
 
     /// Only these functions exist: starting or listing another one is a
@@ -111,10 +159,37 @@ impl ControlPlane {
         self
     }
 
+    /// Answers `GET /health` from `f`: 200 while it is [`Health::Healthy`], 503
+    /// `ServiceUnavailableException` naming the outage otherwise. Without it, `/health` only
+    /// says the control plane answers.
+    pub fn health(mut self, f: impl Fn() -> Health + Send + Sync + 'static) -> Self {
+        self.health = Some(Arc::new(f));
+        self
+    }
+
     /// Lets [`ControlPlane::bind`] listen on addresses that are not loopback. The control
     /// plane has no authentication: only do this on a network you trust completely.
     pub fn allow_remote(mut self) -> Self {
         self.allow_remote = true;
+        self
+    }
+
+    /// How long a client has to send a complete request head, from when the server starts
+    /// waiting for one (default [`DEFAULT_HEADER_READ_TIMEOUT`]): after accepting the
+    /// connection, and on a kept-alive connection after answering the previous request. A
+    /// connection that sends nothing, half a head, or sits idle that long is closed. The
+    /// timer is hyper's, which runs whenever the server waits for a head, so it is the idle
+    /// timeout of kept-alive connections too.
+    pub fn header_read_timeout(mut self, d: Duration) -> Self {
+        self.header_read_timeout = d;
+        self
+    }
+
+    /// How long a request's body may take to arrive once its head has (default
+    /// [`DEFAULT_BODY_READ_TIMEOUT`]). Past it the answer is 408
+    /// `RequestTimeoutException` and the connection is closed.
+    pub fn body_read_timeout(mut self, d: Duration) -> Self {
+        self.body_read_timeout = d;
         self
     }
 
@@ -143,9 +218,13 @@ impl ControlPlane {
             service: self.service,
             functions: self.functions,
             on_change: self.on_change,
+            health: self.health,
+            body_read_timeout: self.body_read_timeout,
             request_ids: std::sync::atomic::AtomicU64::new(1),
         });
-        let task = tokio::spawn(accept_loop(listener, state, stopped));
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new()).header_read_timeout(self.header_read_timeout);
+        let task = tokio::spawn(accept_loop(listener, http, state, stopped));
         tracing::debug!(%local_addr, "control plane listening");
         Ok(ControlPlaneServer { local_addr, stop, task: Some(task) })
     }
@@ -198,7 +277,12 @@ async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await.map(|_| ());
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<routes::State>, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    http: http1::Builder,
+    state: Arc<routes::State>,
+    mut stopped: watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -215,12 +299,13 @@ async fn accept_loop(listener: TcpListener, state: Arc<routes::State>, mut stopp
         };
         let state = state.clone();
         let mut stopped = stopped.clone();
+        let http = http.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(state.handle(req).await) }
             });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let conn = http.serve_connection(TokioIo::new(stream), service);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use durable_core::model::{
@@ -16,12 +17,15 @@ use durable_core::service::{CheckpointService, HistoryQuery, StartExecution};
 use durable_core::store::ListQuery;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::API_VERSION_PREFIX;
-use super::error::{ApiError, INVALID_PARAMETER, TOO_LARGE, UNKNOWN_OPERATION, status_of};
+use super::error::{
+    ApiError, INVALID_PARAMETER, REQUEST_TIMEOUT, TOO_LARGE, UNAVAILABLE, UNKNOWN_OPERATION, status_of,
+};
+use super::{API_VERSION_PREFIX, HealthSource};
+use crate::health::Health;
 
 /// The largest request body accepted: a 6 MiB input or a 1 MiB callback result fits, with
 /// room for JSON escaping.
@@ -36,6 +40,8 @@ pub(crate) struct State {
     pub(crate) service: Arc<CheckpointService>,
     pub(crate) functions: Option<Arc<BTreeSet<String>>>,
     pub(crate) on_change: Option<Arc<dyn Fn() + Send + Sync>>,
+    pub(crate) health: Option<HealthSource>,
+    pub(crate) body_read_timeout: Duration,
     pub(crate) request_ids: AtomicU64,
 }
 
@@ -254,6 +260,10 @@ impl State {
         if let Ok(id) = HeaderValue::from_str(&format!("local-{request_id}")) {
             response.headers_mut().insert("x-amzn-requestid", id);
         }
+        if response.status() == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still come, or never: do not wait to read past it.
+            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 
@@ -274,9 +284,13 @@ impl State {
                 format!("{path} takes {}, not {}", route.method(), req.method()),
             ));
         }
-        let body = if route.method() == Method::POST { read_body(req.into_body()).await? } else { Bytes::new() };
+        let body = if route.method() == Method::POST {
+            read_body(req.into_body(), self.body_read_timeout).await?
+        } else {
+            Bytes::new()
+        };
         match route {
-            Route::Health => Ok(json_response(StatusCode::OK, &serde_json::json!({ "Status": "ok" }))),
+            Route::Health => self.health(),
             Route::Start => self.start(&body).await,
             Route::ListAll => self.list(None, &query).await,
             Route::ListByFunction(f) => self.list(Some(decode_label(f, "function name")?), &query).await,
@@ -284,6 +298,19 @@ impl State {
             Route::History(arn) => self.history(&decode_label(arn, "execution ARN")?, &query).await,
             Route::Stop(arn) => self.stop(&decode_label(arn, "execution ARN")?, &body).await,
             Route::Callback(id, action) => self.callback(&decode_label(id, "callback id")?, action, &body).await,
+        }
+    }
+
+    /// `GET /health`: whether the control plane answers and its runner's store works.
+    fn health(&self) -> Result<Response<Full<Bytes>>, ApiError> {
+        match self.health.as_ref().map_or(Health::Healthy, |f| f()) {
+            Health::Healthy => Ok(json_response(StatusCode::OK, &serde_json::json!({ "Status": "ok" }))),
+            Health::Unhealthy(outage) => Err(ApiError::new(status_of(UNAVAILABLE), UNAVAILABLE, outage.to_string())
+                .with("LastError", outage.last_error.clone())
+                .with("Since", serde_json::to_value(outage.since).expect("a timestamp serialises"))
+                .with("Errors", outage.errors)
+                .with("Attempt", outage.attempt)
+                .with("BackoffSeconds", outage.backoff.as_secs_f64())),
         }
     }
 
@@ -368,7 +395,9 @@ impl State {
     async fn callback(&self, id: &str, action: CallbackAction, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
         match action {
             CallbackAction::Succeed => {
-                // The raw body is the result (a blob on the wire; JSON text for the default codec).
+                // The raw body is the result (a blob on the wire; JSON text for the default
+                // codec, which the service checks, refusing anything else); no body is no
+                // result.
                 let result = if body.is_empty() {
                     None
                 } else {
@@ -457,8 +486,15 @@ impl State {
     }
 }
 
-async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+async fn read_body(body: Incoming, timeout: Duration) -> Result<Bytes, ApiError> {
+    let Ok(read) = tokio::time::timeout(timeout, Limited::new(body, MAX_BODY_BYTES).collect()).await else {
+        return Err(ApiError::new(
+            status_of(REQUEST_TIMEOUT),
+            REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {:.1} s", timeout.as_secs_f64()),
+        ));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
             status_of(TOO_LARGE),

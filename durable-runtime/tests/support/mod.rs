@@ -1,15 +1,20 @@
-//! Shared by the control-plane tests: a function that waits on a callback, a worker
-//! running beside the test, polling, and raw HTTP requests (to check the wire itself, not
-//! only what our client makes of it).
+//! Shared by the control-plane and store-outage tests: a function that waits on a
+//! callback, a worker running beside the test, polling, raw HTTP requests (to check the
+//! wire itself, not only what our client makes of it), and a store whose disk is full
+//! on demand.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use durable_core::model::{Event, EventType};
+use durable_core::model::{Event, EventType, Timestamp};
+use durable_core::store::{
+    Commit, DueExecution, ExecutionRecord, ListQuery, MemoryStore, NewExecution, Store, StoreError, StoreResult,
+    StoredOperation,
+};
 use durable_core::{DurableContext, Error, handler};
 use durable_runtime::LocalRunner;
 use durable_runtime::client::Client;
@@ -134,4 +139,85 @@ pub fn execution_path(arn: &str, suffix: &str) -> String {
         })
         .collect();
     format!("/2025-12-01/durable-executions/{encoded}{suffix}")
+}
+
+/// A [`MemoryStore`] whose commits fail as a full disk's would while [`fail_commits`] is
+/// on, and which counts the calls made to it. Creating an execution still works: the
+/// outage starts after the start.
+///
+/// [`fail_commits`]: FlakyStore::fail_commits
+#[derive(Default)]
+pub struct FlakyStore {
+    inner: MemoryStore,
+    failing: AtomicBool,
+    calls: AtomicU64,
+    failed_commits: AtomicU64,
+}
+
+impl FlakyStore {
+    pub fn new() -> Arc<Self> {
+        Arc::new(FlakyStore::default())
+    }
+
+    /// Turns the outage on or off.
+    pub fn fail_commits(&self, on: bool) {
+        self.failing.store(on, Ordering::SeqCst);
+    }
+
+    /// Calls of any kind so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Commits refused so far.
+    pub fn failed_commits(&self) -> u64 {
+        self.failed_commits.load(Ordering::SeqCst)
+    }
+
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// What the embedded store answers when its disk is full.
+pub const DISK_FULL: &str = "No space left on device (os error 28)";
+
+#[async_trait::async_trait]
+impl Store for FlakyStore {
+    async fn create_execution(&self, new: NewExecution) -> StoreResult<()> {
+        self.count();
+        self.inner.create_execution(new).await
+    }
+    async fn get_execution(&self, arn: &str) -> StoreResult<Option<ExecutionRecord>> {
+        self.count();
+        self.inner.get_execution(arn).await
+    }
+    async fn find_execution(&self, function_name: &str, name: &str) -> StoreResult<Option<ExecutionRecord>> {
+        self.count();
+        self.inner.find_execution(function_name, name).await
+    }
+    async fn commit(&self, commit: Commit) -> StoreResult<()> {
+        self.count();
+        if self.failing.load(Ordering::SeqCst) {
+            self.failed_commits.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::backend(format!("cannot append to the journal: {DISK_FULL}"), false));
+        }
+        self.inner.commit(commit).await
+    }
+    async fn read_operations(&self, arn: &str, after: Option<u64>, limit: usize) -> StoreResult<Vec<StoredOperation>> {
+        self.count();
+        self.inner.read_operations(arn, after, limit).await
+    }
+    async fn read_events(&self, arn: &str, after: u64, limit: usize, reverse: bool) -> StoreResult<Vec<Event>> {
+        self.count();
+        self.inner.read_events(arn, after, limit, reverse).await
+    }
+    async fn due_executions(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<DueExecution>> {
+        self.count();
+        self.inner.due_executions(now, limit).await
+    }
+    async fn list_executions(&self, query: &ListQuery) -> StoreResult<Vec<ExecutionRecord>> {
+        self.count();
+        self.inner.list_executions(query).await
+    }
 }

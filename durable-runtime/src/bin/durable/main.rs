@@ -145,7 +145,9 @@ enum CallbackCommand {
         id: String,
         /// The result as JSON, e.g. '"approved"' or '{"ok":true}' (default: no result).
         result: Option<String>,
-        /// Send the result as it is, even if it is not JSON.
+        /// Send the result as it is, even if it is not JSON (for a callback read by a non-JSON
+        /// codec: the worker refuses such results unless its service config's
+        /// `require_json_callback_results` is off).
         #[arg(long)]
         raw: bool,
     },
