@@ -1,5 +1,5 @@
 //! Runners for **durable**: the local worker (this crate's [`LocalRunner`]) with its HTTP
-//! control plane ([`control_plane`], [`client`]), the AWS Lambda entry point ([`lambda`],
+//! control plane ([`control_plane`], [`client`]), the AWS Lambda entry point (`lambda`,
 //! self-hosted and managed), the replay check's command line ([`replay`]) and the
 //! `durable` command-line tool.
 //!

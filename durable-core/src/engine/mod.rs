@@ -9,8 +9,8 @@
 //! ends the invocation `PENDING`; the service re-invokes it when the blocker is done.
 //! Suspension is therefore invisible to user code: there is no error to catch by mistake.
 //!
-//! Every durable operation goes through one lifecycle ([`lifecycle`]): the call is checked
-//! against the history ([`history`]: its record, and the order of its context), then the
+//! Every durable operation goes through one lifecycle (module `lifecycle`): the call is checked
+//! against the history (module `history`: its record, and the order of its context), then the
 //! operation replays its recorded outcome or does its work and checkpoints it.
 
 mod driver;

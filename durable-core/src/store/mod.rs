@@ -8,7 +8,7 @@
 //! execution from both winning.
 //!
 //! Implementations: [`MemoryStore`] (tests), [`EmbeddedStore`] (a crash-safe journal on
-//! local disk, the default on a developer's machine) and [`DynamoStore`] (feature `dynamodb`). The conformance
+//! local disk, the default on a developer's machine) and `DynamoStore` (feature `dynamodb`). The conformance
 //! suite in `store::conformance` (feature `conformance`) runs against each of them.
 
 #[cfg(any(test, feature = "conformance"))]
