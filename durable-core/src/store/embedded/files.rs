@@ -54,12 +54,18 @@ impl Files {
         })
     }
 
+    /// The handles an execution's data is read through. Take them while the state says
+    /// where the data is (under its lock): a compaction forgets the files it removes only
+    /// after the state points elsewhere.
+    pub(super) fn resolve(&self, stored: &Stored) -> StoreResult<Vec<(Location, Arc<File>)>> {
+        stored.ranges().map(|at| Ok((*at, self.handle(at.file)?))).collect()
+    }
+
     /// Reads a range.
-    pub(super) fn read(&self, at: &Location) -> StoreResult<Vec<u8>> {
-        let handle = self.handle(at.file)?;
+    fn read(&self, at: &Location, handle: &File) -> StoreResult<Vec<u8>> {
         let len = usize::try_from(at.len).map_err(|_| StoreError::Corrupt("an impossible range length".into()))?;
         let mut buf = vec![0; len];
-        read_exact_at(&handle, &mut buf, at.offset).map_err(|e| {
+        read_exact_at(handle, &mut buf, at.offset).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 StoreError::Corrupt(format!(
                     "{} ends before offset {}: the data of an execution is missing",
@@ -77,11 +83,18 @@ impl Files {
         Ok(buf)
     }
 
-    /// Reads an execution's operations and events back: its base, then its frames.
+    /// Reads an execution's operations and events back: its base, then its frames. Only
+    /// while nothing can remove the files it names (the writer's own reads, and reads of a
+    /// folder no store has open); readers [`Files::resolve`] first.
     pub(super) fn load(&self, arn: &str, stored: &Stored) -> StoreResult<Data> {
+        self.load_resolved(arn, &self.resolve(stored)?)
+    }
+
+    /// Reads an execution's operations and events back through resolved handles.
+    pub(super) fn load_resolved(&self, arn: &str, ranges: &[(Location, Arc<File>)]) -> StoreResult<Data> {
         let mut data = Data::default();
-        for at in stored.ranges() {
-            let bytes = self.read(at)?;
+        for (at, handle) in ranges {
+            let bytes = self.read(at, handle)?;
             let corrupt = |offset: usize, why: String| {
                 StoreError::Corrupt(format!(
                     "{} at offset {}: {why} (reading back execution {arn})",

@@ -404,17 +404,17 @@ impl EmbeddedStore {
     /// Runs `f` on an execution's operations and events: from memory while it runs, read
     /// back from disk (or the cache) once it finished.
     fn with_data<R>(&self, arn: &str, f: impl FnOnce(&Data) -> R) -> StoreResult<R> {
-        let (stored, version) = {
+        let (ranges, version) = {
             let st = self.read();
             match st.source(arn)? {
                 Source::Memory(data) => return Ok(f(data)),
-                Source::Disk { stored, version } => (stored, version),
+                Source::Disk { stored, version } => (self.files.resolve(&stored)?, version),
             }
         };
         if let Some(data) = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(arn, version) {
             return Ok(f(&data));
         }
-        let data = Arc::new(self.files.load(arn, &stored)?);
+        let data = Arc::new(self.files.load_resolved(arn, &ranges)?);
         self.stats.reads_from_disk.fetch_add(1, Ordering::Relaxed);
         let out = f(&data);
         self.cache.lock().unwrap_or_else(PoisonError::into_inner).put(Arc::from(arn), version, data);
