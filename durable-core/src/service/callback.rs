@@ -58,19 +58,23 @@ enum Completion {
 
 impl CheckpointService {
     /// Completes a callback with a result (`SendDurableExecutionCallbackSuccess`). The
-    /// result is JSON text (the callback's codec decodes it).
+    /// result is JSON text (the callback's codec decodes it). A result over
+    /// [`Limits::max_callback_result`](crate::checkpoint::Limits) is refused
+    /// (`PayloadTooLargeError`) and changes nothing: the callback stays pending.
     pub async fn callback_success(&self, callback_id: &str, result: Option<String>) -> Result<(), ServiceError> {
-        if let Some(r) = &result
-            && r.len() > self.config.limits.max_operation_payload.min(1024 * 1024)
-        {
-            return Err(invalid(format!(
-                "the callback result is {} bytes; at most {} bytes are accepted",
-                r.len(),
-                self.config.limits.max_operation_payload.min(1024 * 1024)
-            )));
+        if let Some(r) = &result {
+            self.check_callback_size("the callback result", r.len())?;
         }
         self.complete_callback(callback_id, Completion::Success(result)).await?;
         self.announce_callback(callback_id);
+        Ok(())
+    }
+
+    fn check_callback_size(&self, what: &str, size: usize) -> Result<(), ServiceError> {
+        let max = self.config.limits.max_callback_result;
+        if size > max {
+            return Err(ServiceError::InvalidParameter(crate::error::payload_too_large(what, size, max)));
+        }
         Ok(())
     }
 
@@ -80,11 +84,10 @@ impl CheckpointService {
         }
     }
 
-    /// Fails a callback (`SendDurableExecutionCallbackFailure`).
+    /// Fails a callback (`SendDurableExecutionCallbackFailure`). An error over
+    /// [`Limits::max_callback_result`](crate::checkpoint::Limits) is refused.
     pub async fn callback_failure(&self, callback_id: &str, error: ErrorObject) -> Result<(), ServiceError> {
-        if error.approx_size() > 1024 * 1024 {
-            return Err(invalid("the callback error is larger than 1 MiB".to_owned()));
-        }
+        self.check_callback_size("the callback error", error.approx_size())?;
         self.complete_callback(callback_id, Completion::Failure(error)).await?;
         self.announce_callback(callback_id);
         Ok(())
