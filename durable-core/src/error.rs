@@ -219,6 +219,19 @@ impl Error {
     pub(crate) fn serdes(message: impl Into<String>) -> Self {
         Error { kind: ErrorKind::Serdes, object: ErrorObject::new(SERDES_ERROR_TYPE, message) }
     }
+
+    /// `what` is `size` bytes, more than its `limit` (a [`Limits`](crate::checkpoint::Limits) maximum).
+    pub(crate) fn payload_too_large(what: impl fmt::Display, size: usize, limit: usize) -> Self {
+        Error { kind: ErrorKind::PayloadTooLarge, object: payload_too_large(what, size, limit) }
+    }
+}
+
+/// The error of a payload over its limit, as the engine and the service word it.
+pub(crate) fn payload_too_large(what: impl fmt::Display, size: usize, limit: usize) -> ErrorObject {
+    ErrorObject::new(
+        PAYLOAD_TOO_LARGE_ERROR_TYPE,
+        format!("{what} is {size} bytes; at most {limit} bytes are accepted"),
+    )
 }
 
 /// The error type recorded for a value that could not be serialised or deserialised.
@@ -329,7 +342,8 @@ impl From<Error> for Box<dyn std::error::Error + 'static> {
 /// `Result<T, durable::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The error type recorded for a step result larger than the store accepts.
+/// The error type of a payload over its limit (a step's or the execution's result, an
+/// invoke's input, an execution's input or a callback's result refused by the service).
 pub const PAYLOAD_TOO_LARGE_ERROR_TYPE: &str = "PayloadTooLargeError";
 
 /// The error type given to the retry strategy when an at-most-once step was interrupted.

@@ -360,8 +360,11 @@ impl Checkpointer for Discard {
         // Whatever was recorded was accepted by its store; replaying it is not the place
         // to enforce a smaller one.
         Limits {
+            max_input: usize::MAX,
             max_operation_payload: usize::MAX,
             max_context_result: usize::MAX,
+            max_callback_result: usize::MAX,
+            max_execution_result: usize::MAX,
             max_invocation_result: usize::MAX,
             ..Limits::AWS
         }

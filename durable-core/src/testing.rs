@@ -90,8 +90,9 @@ impl TestRunner {
         TestRunner::with_store(Arc::new(MemoryStore::new()), ServiceConfig::default())
     }
 
-    /// A runner whose service enforces AWS's limits (256 KiB per operation payload, 6 MiB
-    /// invocation results), to test what a function does against the managed service.
+    /// A runner whose service enforces AWS's limits ([`Limits::AWS`]: 256 KiB per operation
+    /// payload, 6 MiB execution results, ...), to test what a function does against the
+    /// managed service.
     pub fn with_aws_limits() -> Self {
         TestRunner::with_store(
             Arc::new(MemoryStore::new()),

@@ -4,11 +4,13 @@
 
 mod support;
 
+use durable_core::handler;
 use durable_core::model::{ErrorObject, EventType, ExecutionStatus};
-use durable_core::service::HistoryQuery;
+use durable_core::service::{HistoryQuery, ServiceConfig};
+use durable_runtime::LocalRunner;
 use durable_runtime::client::{Client, ListFilter};
 use durable_runtime::control_plane::ControlPlane;
-use support::{callback_id, eventually, execution_path, history_with, raw, runner, with_worker};
+use support::{approve, callback_id, eventually, execution_path, history_with, raw, runner, with_worker};
 
 #[tokio::test]
 async fn executions_started_and_completed_over_http_run_on_the_worker() {
@@ -207,6 +209,51 @@ async fn stop_fail_heartbeat_and_aws_errors() {
         client.health().await.unwrap();
     })
     .await;
+}
+
+#[tokio::test]
+async fn inputs_and_callback_results_over_their_maximum_are_refused_with_413() {
+    const LIMIT: usize = 1000;
+    let mut config = ServiceConfig::default();
+    config.limits.max_input = LIMIT;
+    config.limits.max_callback_result = LIMIT;
+    let runner = LocalRunner::builder().config(config).register("approve", handler(approve)).build();
+    let server = runner.control_plane("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr();
+    let client = Client::new(&server.endpoint()).unwrap();
+    // JSON text of `bytes` bytes.
+    let json_of = |bytes: usize| format!("\"{}\"", "x".repeat(bytes - 2));
+    with_worker(&runner, async {
+        // An input over the maximum: refused, nothing created.
+        let start = |input: String| {
+            serde_json::json!({"FunctionName": "approve", "ExecutionName": "big", "Input": input}).to_string()
+        };
+        raw(addr, "POST", "/start-durable-execution", start(json_of(LIMIT + 1)).as_bytes())
+            .await
+            .assert_error(413, "RequestTooLargeException");
+        assert!(client.list_all(&ListFilter::default()).await.unwrap().is_empty(), "nothing was created");
+        let started = raw(addr, "POST", "/start-durable-execution", start(json_of(LIMIT)).as_bytes()).await;
+        assert_eq!(started.status, 201, "an input at the maximum is accepted: {started:?}");
+        let arn = started.json()["ExecutionArn"].as_str().unwrap().to_owned();
+
+        // A callback result over the maximum: refused; the callback stays pending.
+        let id = callback_id(&client, &arn).await;
+        let path = format!("/2025-12-01/durable-execution-callbacks/{id}/succeed");
+        raw(addr, "POST", &path, json_of(LIMIT + 1).as_bytes()).await.assert_error(413, "RequestTooLargeException");
+        let err = client.callback_success(&id, Some(&json_of(LIMIT + 1))).await.unwrap_err();
+        assert_eq!(err.code(), Some("RequestTooLargeException"), "{err}");
+        let e = client.get(&arn).await.unwrap();
+        assert_eq!(e.status, ExecutionStatus::Running);
+        let types: Vec<_> = client.history(&arn).await.unwrap().iter().map(|e| e.event_type).collect();
+        assert!(!types.contains(&EventType::CallbackSucceeded), "{types:?}");
+
+        // One at the maximum completes it.
+        let ok = raw(addr, "POST", &path, json_of(LIMIT).as_bytes()).await;
+        assert_eq!(ok.status, 200, "{ok:?}");
+        history_with(&client, &arn, EventType::ExecutionSucceeded).await;
+    })
+    .await;
+    server.shutdown().await;
 }
 
 #[tokio::test]

@@ -125,3 +125,39 @@ async fn a_callback_completed_through_the_service_wakes_the_worker() {
     assert_eq!(record.result.as_deref(), Some("\"yes\""));
     assert!(t.elapsed() < Duration::from_secs(30), "woken by the completion, not by the idle timer: {:?}", t.elapsed());
 }
+
+/// Returns a string whose JSON text is `bytes` long.
+async fn sized(_ctx: DurableContext, bytes: usize) -> Result<String, Error> {
+    Ok("x".repeat(bytes - 2))
+}
+
+#[tokio::test]
+async fn an_execution_result_over_its_maximum_fails_the_execution_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = LocalRunner::builder().embedded(dir.path()).unwrap().register("sized", handler(sized)).build();
+    let limit = runner.service().limits().max_execution_result;
+    let mut arns = Vec::new();
+    for (bytes, status) in [(limit + 1, ExecutionStatus::Failed), (limit, ExecutionStatus::Succeeded)] {
+        let arn = runner.start("sized", &bytes, None).await.unwrap();
+        // A result the store could not hold once left the execution RUNNING for ever.
+        let record = tokio::time::timeout(Duration::from_mins(2), runner.run_until_finished(&arn))
+            .await
+            .unwrap_or_else(|_| panic!("run_until_finished hung on a result of {bytes} bytes"))
+            .unwrap();
+        assert_eq!(record.status, status, "{bytes} bytes: {:?}", record.error);
+        arns.push(arn);
+    }
+    drop(runner);
+
+    // Both ends are recorded: the store reopened has them.
+    let runner = LocalRunner::builder().embedded(dir.path()).unwrap().build();
+    let failed = runner.service().get_record(&arns[0]).await.unwrap();
+    assert_eq!(failed.status, ExecutionStatus::Failed);
+    let error = failed.error.unwrap();
+    assert_eq!(error.error_type.as_deref(), Some(durable_core::PAYLOAD_TOO_LARGE_ERROR_TYPE));
+    assert!(error.error_message.unwrap().contains(&format!("at most {limit} bytes")));
+    let history = runner.service().full_history(&arns[0]).await.unwrap();
+    assert_eq!(history.last().map(|e| e.event_type), Some(EventType::ExecutionFailed));
+    let succeeded = runner.service().get_record(&arns[1]).await.unwrap();
+    assert_eq!(succeeded.result.map(|r| r.len()), Some(limit), "a result at the maximum is kept whole");
+}

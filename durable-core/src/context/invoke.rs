@@ -91,18 +91,13 @@ impl<I: Serialize + 'static, O: 'static> Lifecycle for Invoke<I, O> {
             None => serde_json::to_string(&self.input)
                 .map_err(|e| Error::serdes(format!("cannot serialise the invoke's input: {e}")))?,
         };
-        let limit = self.call.engine().limits.max_operation_payload;
+        // Checked before anything is recorded: the invoke fails, the caller may handle it.
+        let limit = self.call.engine().limits.max_invoke_input();
         if self.payload.len() > limit {
-            return Err(Error::from_object(
-                ErrorKind::PayloadTooLarge,
-                ErrorObject::new(
-                    crate::PAYLOAD_TOO_LARGE_ERROR_TYPE,
-                    format!(
-                        "the input of invoke {} is {} bytes; at most {limit} are accepted",
-                        self.function_name,
-                        self.payload.len()
-                    ),
-                ),
+            return Err(Error::payload_too_large(
+                format_args!("the input of invoke {}", self.function_name),
+                self.payload.len(),
+                limit,
             ));
         }
         Ok(())

@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 
 use futures::future::LocalBoxFuture;
 
-use super::{Abort, Engine, Observer};
-use crate::checkpoint::{CheckpointError, Checkpointer};
+use super::{Abort, Engine, Observer, fit_error};
+use crate::checkpoint::{CheckpointError, Checkpointer, Limits};
 use crate::context::DurableContext;
 use crate::error::Error;
 use crate::handler::Handler;
@@ -314,6 +314,25 @@ impl Driver<'_> {
     }
 }
 
+/// The execution's outcome as the service will accept it: a result over
+/// [`Limits::max_execution_result`] fails the execution with `PayloadTooLargeError` (the
+/// service would refuse it: failing here says why, and sends nothing it would refuse); an
+/// error is shortened to an operation payload, as every recorded error is.
+fn within_limits(r: Result<String, Error>, limits: &Limits) -> Result<String, Error> {
+    match r {
+        Ok(payload) if payload.len() > limits.max_execution_result => Err(Error::payload_too_large(
+            "the result of the durable function",
+            payload.len(),
+            limits.max_execution_result,
+        )),
+        Ok(payload) => Ok(payload),
+        Err(e) => {
+            let kind = e.kind();
+            Err(Error::from_object(kind, fit_error(e.into_object(), limits.max_operation_payload)))
+        }
+    }
+}
+
 fn execution_update(action: OperationAction) -> OperationUpdate {
     OperationUpdate::new(format!("execution-result-{}", Timestamp::now().as_millis()), OperationType::Execution, action)
 }
@@ -397,7 +416,7 @@ impl Future for Driver<'_> {
                         // root must have been met (a diverged one fails the invocation). An
                         // error explains itself and drops nothing silently.
                         if r.is_err() || this.engine.close_context("", &|| "the durable function".to_owned()).is_ok() {
-                            this.result = Some(r);
+                            this.result = Some(within_limits(r, &this.engine.limits));
                         }
                         progressed = true;
                     }

@@ -29,7 +29,7 @@ use futures::FutureExt as _;
 
 use super::{CallShape, Diverged, Engine, PANIC_ERROR_TYPE, panic_message, park};
 use crate::context::{CallSite, DurableContext, Name};
-use crate::error::{Error, ErrorKind, PAYLOAD_TOO_LARGE_ERROR_TYPE, SERDES_ERROR_TYPE};
+use crate::error::{Error, ErrorKind, SERDES_ERROR_TYPE};
 use crate::model::{
     ContextOptions, ErrorObject, MAX_DELAY_SECONDS, Operation, OperationAction, OperationType, OperationUpdate,
     StepOptions, SubType,
@@ -112,24 +112,17 @@ impl Call {
         outcome
     }
 
-    /// Encodes a value for its checkpoint: the payload, within the store's per-operation
-    /// limit, and the value as a replay will decode it from that payload.
+    /// Encodes a value for its checkpoint: the payload, within the per-operation limit
+    /// ([`Limits::max_operation_payload`](crate::checkpoint::Limits)), and the value as a
+    /// replay will decode it from that payload.
     pub(crate) fn encode<T>(&self, serdes: &dyn Serdes<T>, value: &T) -> Result<(String, T), Error> {
         let payload = serdes.serialize(value)?;
         let limit = self.engine().limits.max_operation_payload;
         if payload.len() > limit {
-            return Err(Error::from_object(
-                ErrorKind::PayloadTooLarge,
-                ErrorObject::new(
-                    PAYLOAD_TOO_LARGE_ERROR_TYPE,
-                    format!(
-                        "the result of {} {} is {} bytes; the checkpoint store accepts at most {limit} bytes per \
-                         operation",
-                        self.method,
-                        self.label(),
-                        payload.len()
-                    ),
-                ),
+            return Err(Error::payload_too_large(
+                format_args!("the result of {} {}", self.method, self.label()),
+                payload.len(),
+                limit,
             ));
         }
         let back = serdes.deserialize(&payload).map_err(|e| {

@@ -34,7 +34,7 @@ pub use driver::{
 pub(crate) use driver::{panic_message, run_observed};
 pub(crate) use history::{CallShape, History, Visit};
 pub use history::{Divergence, Frontier, OperationShape};
-pub(crate) use lifecycle::{Call, Lifecycle, Next, Outcome, drive};
+pub(crate) use lifecycle::{Call, Lifecycle, Next, Outcome, drive, fit_error};
 pub(crate) use queue::Queue;
 pub(crate) use stack::Deep;
 

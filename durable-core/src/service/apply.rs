@@ -6,6 +6,7 @@ use std::sync::Arc;
 use foldhash::HashMap;
 
 use super::state::ExecState;
+use crate::checkpoint::Limits;
 use crate::model::{
     CallbackDetails, ContextDetails, ErrorObject, Event, EventDetails, EventInput, EventType, MAX_DELAY_SECONDS,
     Operation, OperationAction, OperationStatus, OperationType, OperationUpdate, RetryDetails, StepDetails, SubType,
@@ -47,13 +48,45 @@ fn invalid(message: String) -> ErrorObject {
     ErrorObject::new("InvalidParameterValueException", message)
 }
 
+/// A refusal for size: its own error type, so that the execution the engine fails with it
+/// says why.
+fn too_large(message: String) -> ErrorObject {
+    ErrorObject::new(crate::PAYLOAD_TOO_LARGE_ERROR_TYPE, message)
+}
+
+/// An update's payload and error against their maxima: an `EXECUTION` update carries the
+/// execution's result, a `CHAINED_INVOKE` start the input of the execution it starts,
+/// anything else an operation payload.
+fn check_sizes(u: &OperationUpdate, limits: &Limits) -> Result<(), String> {
+    let (what, max) = match u.op_type {
+        OperationType::Execution => ("the execution's result", limits.max_execution_result),
+        OperationType::ChainedInvoke => ("the invoke's input", limits.max_invoke_input()),
+        _ => ("the payload", limits.max_operation_payload),
+    };
+    if let Some(p) = &u.payload
+        && p.len() > max
+    {
+        return Err(format!("{what} is {} bytes; at most {max} bytes are accepted", p.len()));
+    }
+    if let Some(e) = &u.error
+        && e.approx_size() > limits.max_operation_payload
+    {
+        return Err(format!(
+            "the error is {} bytes; at most {} bytes are accepted",
+            e.approx_size(),
+            limits.max_operation_payload
+        ));
+    }
+    Ok(())
+}
+
 /// Validates and applies `updates` on top of `state` without changing it. All or nothing:
 /// the first invalid update refuses the whole batch.
 pub(crate) fn apply_batch(
     state: &ExecState,
     updates: &[OperationUpdate],
     now: Timestamp,
-    max_payload: usize,
+    limits: &Limits,
 ) -> Result<Applied, ErrorObject> {
     let mut record = state.record.clone();
     record.version += 1;
@@ -75,20 +108,7 @@ pub(crate) fn apply_batch(
         if let Some(s) = &u.sub_type {
             SubType::validate(s.as_str()).map_err(|m| invalid(format!("{}: {m}", where_())))?;
         }
-        if let Some(p) = &u.payload
-            && p.len() > max_payload
-        {
-            return Err(invalid(format!(
-                "{}: the payload is {} bytes; an operation payload may be at most {max_payload} bytes",
-                where_(),
-                p.len()
-            )));
-        }
-        if let Some(e) = &u.error
-            && e.approx_size() > max_payload
-        {
-            return Err(invalid(format!("{}: the error is larger than {max_payload} bytes", where_())));
-        }
+        check_sizes(u, limits).map_err(|m| too_large(format!("{}: {m}", where_())))?;
         let slot = match &by_id {
             Some(ix) => ix.get(&*u.id).copied(),
             None => touched.iter().position(|(t, _)| t.operation.id == u.id),

@@ -61,20 +61,16 @@ impl CheckpointService {
     /// result is JSON text, which the callback's codec decodes; `None` is no result (the
     /// codec decodes `null`).
     ///
-    /// A result that is not JSON text is refused (`InvalidParameterValueException`) and
-    /// changes nothing, so the sender can send a valid one, unless
+    /// A result over [`Limits::max_callback_result`](crate::checkpoint::Limits) is refused
+    /// (`PayloadTooLargeError`) and changes nothing: the callback stays pending. So is a
+    /// result that is not JSON text (`InvalidParameterValueException`), so the sender can
+    /// send a valid one, unless
     /// [`ServiceConfig::require_json_callback_results`](super::ServiceConfig::require_json_callback_results)
     /// is off for callbacks with a non-JSON codec. AWS types the result as a blob and
     /// accepts anything; the execution then fails decoding it, which no sender can undo.
     pub async fn callback_success(&self, callback_id: &str, result: Option<String>) -> Result<(), ServiceError> {
         if let Some(r) = &result {
-            let max = self.config.limits.max_operation_payload.min(1024 * 1024);
-            if r.len() > max {
-                return Err(invalid(format!(
-                    "the callback result is {} bytes; at most {max} bytes are accepted",
-                    r.len()
-                )));
-            }
+            self.check_callback_size("the callback result", r.len())?;
             if self.config.require_json_callback_results
                 && let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(r)
             {
@@ -89,17 +85,24 @@ impl CheckpointService {
         Ok(())
     }
 
+    fn check_callback_size(&self, what: &str, size: usize) -> Result<(), ServiceError> {
+        let max = self.config.limits.max_callback_result;
+        if size > max {
+            return Err(ServiceError::InvalidParameter(crate::error::payload_too_large(what, size, max)));
+        }
+        Ok(())
+    }
+
     fn announce_callback(&self, callback_id: &str) {
         if let Some((arn, _)) = parse_id(callback_id) {
             self.announce_due(&arn);
         }
     }
 
-    /// Fails a callback (`SendDurableExecutionCallbackFailure`).
+    /// Fails a callback (`SendDurableExecutionCallbackFailure`). An error over
+    /// [`Limits::max_callback_result`](crate::checkpoint::Limits) is refused.
     pub async fn callback_failure(&self, callback_id: &str, error: ErrorObject) -> Result<(), ServiceError> {
-        if error.approx_size() > 1024 * 1024 {
-            return Err(invalid("the callback error is larger than 1 MiB".to_owned()));
-        }
+        self.check_callback_size("the callback error", error.approx_size())?;
         self.complete_callback(callback_id, Completion::Failure(error)).await?;
         self.announce_callback(callback_id);
         Ok(())

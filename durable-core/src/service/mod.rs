@@ -25,6 +25,7 @@ use self::apply::{apply_batch, execution_started, op_event};
 use self::state::{ExecState, TimerKind};
 use crate::checkpoint::{CheckpointError, Checkpointer, Limits};
 use crate::clock::{Clock, SystemClock};
+use crate::engine::fit_error;
 use crate::model::{
     CheckpointDurableExecutionResponse, DurableExecutionInvocationInput, DurableExecutionInvocationOutput,
     DurableExecutionSummary, ErrorObject, Event, EventDetails, EventType, ExecutionDetails, ExecutionState,
@@ -36,8 +37,9 @@ use crate::store::{Commit, ExecutionRecord, InvokedBy, ListQuery, NewExecution, 
 /// Settings of a [`CheckpointService`].
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    /// Limits the engine is told to respect. `max_operation_payload` is also enforced
-    /// here (capped by the store's own limit).
+    /// The service's caps on payload sizes. The service enforces, and tells the engine,
+    /// these caps bounded by what its store holds ([`Limits::within_store`] with the
+    /// store's `max_payload_bytes`): [`CheckpointService::limits`].
     pub limits: Limits,
     /// The execution timeout when a start names none (seconds; AWS allows 1 to 31,622,400).
     pub default_timeout_seconds: u64,
@@ -64,8 +66,12 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             limits: Limits {
+                max_input: 6 * 1024 * 1024,
                 max_operation_payload: 6 * 1024 * 1024,
                 max_context_result: 6 * 1024 * 1024,
+                max_callback_result: 1024 * 1024,
+                max_execution_result: 6 * 1024 * 1024,
+                // In process, results of any allowed size are returned directly.
                 max_invocation_result: usize::MAX,
                 max_batch_updates: 250,
                 max_batch_bytes: 750 * 1024,
@@ -133,6 +139,12 @@ impl ServiceError {
         match self {
             ServiceError::NotFound(_) => "ResourceNotFoundException",
             ServiceError::AlreadyStarted(_) => "DurableExecutionAlreadyStartedException",
+            ServiceError::InvalidParameter(e)
+                if e.error_type.as_deref() == Some(crate::PAYLOAD_TOO_LARGE_ERROR_TYPE) =>
+            {
+                REQUEST_TOO_LARGE
+            }
+            ServiceError::Store(StoreError::TooLarge(_)) => REQUEST_TOO_LARGE,
             ServiceError::InvalidToken(_) | ServiceError::InvalidParameter(_) | ServiceError::NotRunning(_) => {
                 "InvalidParameterValueException"
             }
@@ -158,6 +170,9 @@ impl ServiceError {
         }
     }
 }
+
+/// The AWS error code of a request refused for a payload over its limit (Lambda's, HTTP 413).
+const REQUEST_TOO_LARGE: &str = "RequestTooLargeException";
 
 /// A request to start an execution.
 #[derive(Debug, Clone, Default)]
@@ -200,6 +215,13 @@ pub enum InvocationEnd {
         /// When to invoke again.
         retry_at: Timestamp,
     },
+}
+
+impl InvocationEnd {
+    /// The execution fails with `error`, a `PayloadTooLargeError`.
+    fn too_large(error: ErrorObject) -> Self {
+        InvocationEnd::Output(DurableExecutionInvocationOutput::failed(Some(error)))
+    }
 }
 
 /// Which history events to read.
@@ -263,9 +285,10 @@ impl CheckpointService {
         CheckpointService::with_config(store, Arc::new(SystemClock), ServiceConfig::default())
     }
 
-    /// A service with a given clock and settings.
+    /// A service with a given clock and settings. The limits it enforces are the
+    /// configured ones bounded by the store's ([`Limits::within_store`]).
     pub fn with_config(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut config: ServiceConfig) -> Self {
-        config.limits.max_operation_payload = config.limits.max_operation_payload.min(store.max_payload_bytes());
+        config.limits = config.limits.within_store(store.max_payload_bytes());
         CheckpointService {
             store,
             clock,
@@ -300,9 +323,14 @@ impl CheckpointService {
         &self.clock
     }
 
-    /// The settings.
+    /// The settings, with the limits the service enforces.
     pub fn config(&self) -> &ServiceConfig {
         &self.config
+    }
+
+    /// The limits the service enforces and its checkpointer advertises to the engine.
+    pub fn limits(&self) -> Limits {
+        self.config.limits
     }
 
     /// The ARN of a function.
@@ -372,15 +400,12 @@ impl CheckpointService {
             )));
         }
         if let Some(input) = &req.input
-            && input.len() > self.config.limits.max_operation_payload
+            && input.len() > self.config.limits.max_input
         {
-            return Err(ServiceError::InvalidParameter(ErrorObject::new(
-                "InvalidParameterValueException",
-                format!(
-                    "the input is {} bytes; at most {} bytes are accepted",
-                    input.len(),
-                    self.config.limits.max_operation_payload
-                ),
+            return Err(ServiceError::InvalidParameter(crate::error::payload_too_large(
+                "the input",
+                input.len(),
+                self.config.limits.max_input,
             )));
         }
         if let Some(name) = &req.name
@@ -731,8 +756,8 @@ impl CheckpointService {
             let state = guard.as_mut().expect("loaded");
             Self::check_token(state, arn, token, true)?;
             let now = self.clock.now();
-            let applied = apply_batch(state, updates, now, self.config.limits.max_operation_payload)
-                .map_err(ServiceError::InvalidParameter)?;
+            let applied =
+                apply_batch(state, updates, now, &self.config.limits).map_err(ServiceError::InvalidParameter)?;
             let mut record = applied.record;
             record.checkpoint_seq += 1;
             // Report back what the function cannot know from its own updates: operations
@@ -799,15 +824,23 @@ impl CheckpointService {
     }
 
     /// Records how an invocation ended and, for a final output, ends the execution.
+    ///
+    /// A result over [`Limits::max_execution_result`], or one the store refuses to hold,
+    /// fails the execution with `PayloadTooLargeError`: an output that can never be
+    /// recorded must end the execution, not leave it running with nothing to retry. An
+    /// error longer than an operation payload is shortened.
     pub async fn end_invocation(
         &self,
         arn: &str,
         token: &str,
         end: InvocationEnd,
     ) -> Result<ExecutionRecord, ServiceError> {
+        let mut end = self.within_limits(end);
         let slot = self.slot(arn);
         let mut guard = slot.lock().await;
-        for attempt in 0..3 {
+        let mut attempt = 0;
+        let mut refused = false;
+        loop {
             if guard.is_none() {
                 *guard = Some(self.load(arn).await?);
             }
@@ -867,15 +900,29 @@ impl CheckpointService {
                     }
                 },
             }
-            if finished {
-                // The parent hears of the end first: if this commit is lost, the child is
-                // invoked again and reports again, which the parent ignores.
-                self.report_to_parent(&record).await?;
-            }
-            match self.commit(state, record, ops, events).await {
+            // The parent hears of the end first: if this commit is lost, the child is
+            // invoked again and reports again, which the parent ignores.
+            let reported = if finished { self.report_to_parent(&record).await } else { Ok(()) };
+            let committed = match reported {
+                Ok(()) => self.commit(state, record, ops, events).await,
+                Err(e) => Err(e),
+            };
+            match committed {
                 Ok(()) => {}
                 Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < 2 => {
+                    attempt += 1;
                     self.reload_after_conflict(arn, &mut guard).await?;
+                    continue;
+                }
+                Err(ServiceError::Store(StoreError::TooLarge(m))) if finished && !refused => {
+                    // The store cannot hold this end (its result, most likely): it never
+                    // will, so the execution fails, which is small enough to record.
+                    tracing::warn!(arn, "the execution's end is too large for the store: {m}");
+                    refused = true;
+                    end = InvocationEnd::too_large(ErrorObject::new(
+                        crate::PAYLOAD_TOO_LARGE_ERROR_TYPE,
+                        format!("the store cannot record how the execution ended (its result): {m}"),
+                    ));
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -890,7 +937,31 @@ impl CheckpointService {
             }
             return Ok(record);
         }
-        unreachable!("the loop returns")
+    }
+
+    /// An invocation's end within the service's limits: a result over the execution's
+    /// maximum becomes the execution's failure; errors are shortened to fit.
+    fn within_limits(&self, end: InvocationEnd) -> InvocationEnd {
+        let limits = &self.config.limits;
+        match end {
+            InvocationEnd::Output(mut out) => {
+                if out.status == InvocationStatus::Succeeded
+                    && let Some(result) = &out.result
+                    && result.len() > limits.max_execution_result
+                {
+                    return InvocationEnd::too_large(crate::error::payload_too_large(
+                        "the result of the durable function",
+                        result.len(),
+                        limits.max_execution_result,
+                    ));
+                }
+                out.error = out.error.map(|e| fit_error(e, limits.max_operation_payload));
+                InvocationEnd::Output(out)
+            }
+            InvocationEnd::Crashed { error, retry_at } => {
+                InvocationEnd::Crashed { error: fit_error(error, limits.max_operation_payload), retry_at }
+            }
+        }
     }
 
     /// Ends the execution with a result or an error.

@@ -355,4 +355,30 @@ async fn oversized_payloads_are_refused() {
     big.payload = Some("x".repeat(256 * 1024 + 1).into());
     let msg = rejected(svc.checkpoint(&arn, &t, &[upd("s", T::Step, A::Start), big]).await);
     assert!(msg.contains("at most 262144 bytes"), "{msg}");
+
+    // Each kind of update against its own maximum; a refused batch changes nothing, so the
+    // same token goes on.
+    let mut invoke = upd("i", T::ChainedInvoke, A::Start);
+    invoke.chained_invoke_options =
+        Some(crate::model::ChainedInvokeOptions { function_name: "g".into(), ..Default::default() });
+    invoke.payload = Some("x".repeat(Limits::AWS.max_invoke_input() + 1).into());
+    let mut result = OperationUpdate::new("execution-result-1", T::Execution, A::Succeed);
+    result.payload = Some("x".repeat(Limits::AWS.max_execution_result + 1).into());
+    let mut error = upd("e", T::Step, A::Fail);
+    error.error = Some(ErrorObject::new("Big", "x".repeat(256 * 1024)));
+    let cases = [
+        (vec![invoke], "the invoke's input is 262145 bytes; at most 262144"),
+        (vec![result], "the execution's result is 6291457 bytes; at most 6291456"),
+        (vec![upd("e", T::Step, A::Start), error], "at most 262144 bytes"),
+    ];
+    for (batch, want) in cases {
+        match svc.checkpoint(&arn, &t, &batch).await {
+            Err(ServiceError::InvalidParameter(e)) => {
+                assert_eq!(e.error_type.as_deref(), Some(crate::PAYLOAD_TOO_LARGE_ERROR_TYPE), "{e:?}");
+                assert!(e.error_message.as_deref().unwrap().contains(want), "{e:?}");
+            }
+            other => panic!("expected a refusal ({want}), got {other:?}"),
+        }
+    }
+    assert_eq!(svc.operations(&arn).await.unwrap().len(), 1, "only the EXECUTION operation");
 }

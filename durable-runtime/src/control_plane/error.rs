@@ -3,6 +3,7 @@
 //! read the code from the header (or the body's `__type` / `code`) and the message from
 //! `message` or `Message`.
 
+use durable_core::PAYLOAD_TOO_LARGE_ERROR_TYPE;
 use durable_core::service::ServiceError;
 use hyper::StatusCode;
 
@@ -78,6 +79,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidParameter(object) => {
                 let code = match object.error_type.as_deref() {
                     Some(RESOURCE_NOT_FOUND) => RESOURCE_NOT_FOUND,
+                    // A payload over its limit: Lambda's answer to a request too large.
+                    Some(PAYLOAD_TOO_LARGE_ERROR_TYPE) => TOO_LARGE,
                     _ => INVALID_PARAMETER,
                 };
                 let message = object.error_message.clone().unwrap_or_else(|| object.to_string());
@@ -116,6 +119,16 @@ mod tests {
                 ServiceError::InvalidParameter(ErrorObject::new(RESOURCE_NOT_FOUND, "no execution")),
                 StatusCode::NOT_FOUND,
                 RESOURCE_NOT_FOUND,
+            ),
+            (
+                ServiceError::InvalidParameter(ErrorObject::new(PAYLOAD_TOO_LARGE_ERROR_TYPE, "the input is 9 bytes")),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                TOO_LARGE,
+            ),
+            (
+                ServiceError::Store(durable_core::store::StoreError::TooLarge("a record of 9 bytes".into())),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                TOO_LARGE,
             ),
         ];
         for (error, status, code) in cases {

@@ -783,11 +783,12 @@ fn transient(message: String) -> Diagnostic {
     Diagnostic { error_type: TRANSIENT_ERROR_TYPE.to_owned(), error_message: message }
 }
 
-/// A service error as the event's answer: the store's failures are transient, the rest
-/// are the event's fault.
+/// A service error as the event's answer: the store's failures are transient, except a
+/// payload it cannot hold (it never will: retrying the event would loop); the rest are the
+/// event's fault.
 fn service_error(e: ServiceError) -> Diagnostic {
     match e {
-        ServiceError::Store(s) => transient(s.to_string()),
+        ServiceError::Store(s) if !matches!(s, StoreError::TooLarge(_)) => transient(s.to_string()),
         other => Diagnostic {
             error_type: INVALID_EVENT_ERROR_TYPE.to_owned(),
             error_message: format!("{}: {other}", other.error_code()),
@@ -891,6 +892,15 @@ mod tests {
         assert_eq!(function_of("arn:aws:lambda:us-east-1:1:function:child"), "child");
         assert_eq!(function_of("child:live"), "child");
         assert_eq!(function_of("child"), "child");
+    }
+
+    #[test]
+    fn a_payload_the_store_cannot_hold_is_dropped_not_retried() {
+        let too_large = service_error(ServiceError::Store(StoreError::TooLarge("a record of 70 MiB".into())));
+        assert_eq!(too_large.error_type, INVALID_EVENT_ERROR_TYPE, "{too_large:?}");
+        assert!(too_large.error_message.starts_with("RequestTooLargeException"), "{too_large:?}");
+        let throttled = service_error(ServiceError::Store(StoreError::backend("throttled", true)));
+        assert_eq!(throttled.error_type, TRANSIENT_ERROR_TYPE, "{throttled:?}");
     }
 
     #[test]
