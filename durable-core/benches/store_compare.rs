@@ -4,7 +4,8 @@
 //!   each store's single-execution run;
 //! - (b) one execution's sequential steps per second through the real engine path
 //!   (`CheckpointService` + `run_invocation`), and its ratio to that raw rate (median of
-//!   three pairs);
+//!   three pairs); for redb also the floor of any redb layout: bare durable commits of one
+//!   row into one table, with no store around them;
 //! - (c) 100 concurrent executions' total steps per second, and the writes per group commit;
 //! - (d) a store holding 10,000 finished executions of 100 steps and 100 running ones (built
 //!   by replaying, through the `Store` API, the commits a real execution made): its open
@@ -244,6 +245,40 @@ async fn concurrent(kind: &str, dir: &Path, executions: u64, n: u64, payload: us
     let writes = (executions * (n + 2)) as f64;
     let per_group = writes / (opened.groups() - groups).max(1) as f64;
     ((executions * n) as f64 / elapsed.as_secs_f64(), per_group, written)
+}
+
+/// The floor of any store on redb: durable commits of one 300-byte row each into one table
+/// of 200,000 rows, with no store around them; commits per second and bytes written per
+/// commit. Whatever its table layout, a redb store's one execution cannot beat this.
+fn redb_floor(dir: &Path, n: u64) -> (f64, f64) {
+    use redb::TableDefinition;
+    const ROWS: TableDefinition<'static, (u64, u64), &[u8]> = TableDefinition::new("rows");
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("floor.redb");
+    let _ = std::fs::remove_file(&path);
+    let db = redb::Database::create(&path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut rows = txn.open_table(ROWS).unwrap();
+        for e in 0..2000u64 {
+            for s in 0..100u64 {
+                rows.insert((e, s), &[7u8; 300][..]).unwrap();
+            }
+        }
+    }
+    txn.commit().unwrap();
+    let written = write_bytes();
+    let t = Instant::now();
+    for s in 0..n {
+        let txn = db.begin_write().unwrap();
+        txn.open_table(ROWS).unwrap().insert((5000, s), &[9u8; 300][..]).unwrap();
+        txn.commit().unwrap();
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    let per_commit = (write_bytes() - written) as f64 / n as f64;
+    drop(db);
+    let _ = std::fs::remove_file(&path);
+    (rate, per_commit)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -667,6 +702,7 @@ struct Row {
     single: f64,
     ratio: f64,
     single_written: f64,
+    floor: Option<(f64, f64)>,
     many: f64,
     per_group: f64,
     written_per_step: f64,
@@ -735,6 +771,21 @@ fn main() {
         }
         pairs.sort_by(|a, b| a.2.total_cmp(&b.2));
         (row.raw, row.single, row.ratio, row.single_written) = pairs[1];
+        if kind.starts_with("redb") {
+            let mut floors = Vec::new();
+            for _ in 0..3 {
+                let raw = raw_fsync_rate(&cfg.base, 500);
+                let (rate, written) = redb_floor(&cfg.base.join("floor"), 500);
+                println!(
+                    "{kind:<10} raw fsync {raw:>8.0}/s   bare redb commits {rate:>8.0}/s   {:>5.1}%   {written:>6.0} \
+                     bytes written per commit",
+                    rate / raw * 100.0
+                );
+                floors.push((rate / raw, written));
+            }
+            floors.sort_by(|a, b| a.0.total_cmp(&b.0));
+            row.floor = Some(floors[1]);
+        }
 
         // (c)
         let dir = fresh_dir(&cfg.base, &format!("{kind}-concurrent"));
@@ -806,6 +857,10 @@ fn main() {
     line("(b) one execution, sequential steps", &|r| format!("{:.0} steps/s", r.single));
     line("(b) ... as a share of the raw fsync rate (median of 3)", &|r| format!("{:.0}%", r.ratio * 100.0));
     line("(b) ... bytes written to the disk per step", &|r| format!("{:.1} KiB", r.single_written / 1024.0));
+    line("(b) floor: bare redb commits of one row, share of raw fsync", &|r| {
+        r.floor
+            .map_or("-".into(), |(ratio, written)| format!("{:.0}% ({:.1} KiB each)", ratio * 100.0, written / 1024.0))
+    });
     line(&format!("(c) {} concurrent executions", cfg.concurrent), &|r| format!("{:.0} steps/s", r.many));
     line("(c) ... writes per group commit", &|r| format!("{:.1}", r.per_group));
     line("(c) ... bytes written to the disk per step", &|r| format!("{:.1} KiB", r.written_per_step / 1024.0));
