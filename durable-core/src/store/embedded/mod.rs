@@ -98,7 +98,7 @@ impl Default for EmbeddedOptions {
     fn default() -> Self {
         EmbeddedOptions {
             segment_bytes: 64 << 20,
-            compact_min_bytes: 64 << 20,
+            compact_min_bytes: 16 << 20,
             compact_ratio: 2.0,
             max_group_writes: 4096,
             max_group_bytes: 4 << 20,
@@ -124,7 +124,7 @@ impl fmt::Debug for EmbeddedOptions {
 }
 
 impl EmbeddedOptions {
-    /// The defaults: 64 MiB segments, compaction once the journal has grown by 64 MiB and
+    /// The defaults: 64 MiB segments, compaction once the journal has grown by 16 MiB and
     /// twice its snapshot since the last one, groups of at most 4,096 writes or 4 MiB, the
     /// watermark moved at most once a second, a 64 MiB cache of finished executions read
     /// back, the system clock.
@@ -140,7 +140,7 @@ impl EmbeddedOptions {
     }
 
     /// Compact once the journal has grown by more than `min_bytes` since its last snapshot,
-    /// and by more than `ratio` times that snapshot (defaults: 64 MiB, 2.0; the ratio is at
+    /// and by more than `ratio` times that snapshot (defaults: 16 MiB, 2.0; the ratio is at
     /// least 0.1). `min_bytes = u64::MAX` turns automatic compaction off
     /// ([`EmbeddedStore::compact`] still works).
     pub fn compaction(mut self, min_bytes: u64, ratio: f64) -> Self {
