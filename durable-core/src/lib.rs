@@ -16,6 +16,7 @@ pub mod clock;
 mod context;
 pub mod engine;
 mod error;
+mod free;
 pub mod handler;
 pub mod id;
 mod log;

@@ -184,6 +184,36 @@ fn main() {
         }
         return;
     }
+    if let Ok(n) = std::env::var("DURABLE_BENCH_PROFILE_REPLAY_EMBEDDED") {
+        // Only the replay of a long execution on the embedded store, in its three phases.
+        let n: u64 = n.parse().unwrap_or(100_000);
+        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-journal");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let dir = fresh_dir(&base, "profile-replay");
+        let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
+        rt.block_on(async {
+            let b = Bench::new(store.clone());
+            let h = handler(steps);
+            let arn = b.start(&format!("[{n},true]")).await;
+            b.invoke(&h, &arn).await;
+            b.clock.advance(Duration::from_secs(1));
+            let t = Instant::now();
+            let input = b.service.begin_invocation(&arn).await.unwrap();
+            let t1 = t.elapsed();
+            let token = input.checkpoint_token.clone();
+            let InvocationOutcome::Output(out) = run_invocation(&h, input, b.service.checkpointer()).await else {
+                panic!()
+            };
+            let t2 = t.elapsed();
+            b.service.end_invocation(&arn, &token, InvocationEnd::Output(out)).await.unwrap();
+            println!(
+                "profile: replay of {n} steps, embedded: begin_invocation {t1:?}, the replay {:?}, end_invocation {:?}",
+                t2 - t1,
+                t.elapsed() - t2
+            );
+        });
+        return;
+    }
     if std::env::var("DURABLE_BENCH_PROFILE_EMBEDDED").is_ok() {
         // Where an embedded step's time goes: raw syncs, bare store commits, full steps.
         let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-journal");

@@ -346,8 +346,14 @@ impl CheckpointService {
         cache.entry(arn.to_owned()).or_default().clone()
     }
 
-    fn forget(&self, arn: &str) {
+    /// Forgets a finished execution: its slot leaves the cache, and its state (taken out
+    /// of `held`, the slot's guarded content) is freed off this path when large.
+    fn forget(&self, arn: &str, held: &mut Option<ExecState>) {
         self.cache.lock().expect("cache lock").remove(arn);
+        if let Some(state) = held.take() {
+            let large = state.by_seq.len() >= crate::free::LARGE_OPERATIONS;
+            crate::free::free(state, large);
+        }
     }
 
     async fn load(&self, arn: &str) -> Result<ExecState, ServiceError> {
@@ -615,6 +621,7 @@ impl CheckpointService {
             }
             if now.as_millis() >= record.start.plus_seconds(record.timeout_seconds as i64).as_millis() {
                 self.time_out(state, record, events, now).await?;
+                self.forget(arn, &mut guard);
                 return Err(ServiceError::NotRunning(format!("{arn} timed out")));
             }
             Self::fire_timers(state, &mut record, now, &mut ops, &mut events);
@@ -680,7 +687,6 @@ impl CheckpointService {
         record.error = Some(error);
         self.report_to_parent(&record).await?;
         self.commit(state, record, ops, events).await?;
-        self.forget(&state.record.arn);
         Ok(())
     }
 
@@ -932,8 +938,7 @@ impl CheckpointService {
             }
             let record = state.record.clone();
             if finished {
-                drop(guard);
-                self.forget(arn);
+                self.forget(arn, &mut guard);
             }
             return Ok(record);
         }
@@ -1208,8 +1213,7 @@ impl CheckpointService {
                 }
                 Err(e) => return Err(e),
             }
-            drop(guard);
-            self.forget(arn);
+            self.forget(arn, &mut guard);
             return Ok(now);
         }
         unreachable!("the loop returns")

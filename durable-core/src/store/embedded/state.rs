@@ -227,9 +227,10 @@ impl State {
     }
 
     /// Applies a commit that was checked and written at `at`. An execution it finishes
-    /// leaves memory (but for its record).
-    pub(super) fn apply_commit(&mut self, commit: Commit, at: Location) {
-        let Some(exec) = self.executions.get_mut(&*commit.record.arn) else { return };
+    /// leaves memory (but for its record): its data is returned, for the caller to free
+    /// outside the lock.
+    pub(super) fn apply_commit(&mut self, commit: Commit, at: Location) -> Option<Data> {
+        let exec = self.executions.get_mut(&*commit.record.arn)?;
         if let Some(k) = due_key(&exec.record) {
             self.due.remove(&k);
         }
@@ -248,7 +249,9 @@ impl State {
             && let Some(data) = exec.data.take()
         {
             self.loaded_bytes = self.loaded_bytes.saturating_sub(data.bytes);
+            return Some(data);
         }
+        None
     }
 
     /// Replays a create from the journal (checked, since the journal is input too).

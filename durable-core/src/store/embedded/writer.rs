@@ -188,6 +188,7 @@ impl Writer {
 
         let (mut creates, mut commits) = (0, 0);
         let mut replies = Vec::with_capacity(n);
+        let mut finished = Vec::new();
         {
             let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
             for (op, reply, offset, len) in writes {
@@ -200,7 +201,7 @@ impl Writer {
                     }
                     WriteOp::Commit(commit) => {
                         commits += 1;
-                        state.apply_commit(commit, at);
+                        finished.extend(state.apply_commit(commit, at));
                     }
                 }
                 replies.push(reply);
@@ -213,6 +214,8 @@ impl Writer {
         for reply in replies {
             let _ = reply.send(Ok(()));
         }
+        let large = finished.iter().map(|d| d.ops.len()).sum::<usize>() >= crate::free::LARGE_OPERATIONS;
+        crate::free::free(finished, large);
     }
 }
 
