@@ -205,6 +205,37 @@ async fn every_truncation_and_every_bit_flip_of_a_small_store_is_caught() {
     assert!(cases > 1000, "{cases} cases");
 }
 
+#[tokio::test]
+async fn a_missing_or_shrunken_archive_file_fails_the_open_itself() {
+    let dir = Dir::new("archive");
+    let (pristine, _) = small_store(&dir.0).await;
+    let archives = pristine.names("archive-");
+    assert!(!archives.is_empty());
+    for name in &archives {
+        let len = pristine.0.iter().find(|(n, _)| n == name).unwrap().1.len();
+        let mut cases = vec![(format!("{name} missing"), None)];
+        for keep in [0, len / 2, len - 1] {
+            cases.push((format!("{name} shrunk to {keep} of {len} bytes"), Some(keep)));
+        }
+        for (case, keep) in cases {
+            let mut files = pristine.clone();
+            match keep {
+                None => files.0.retain(|(n, _)| n != name),
+                Some(keep) => files.get_mut(name).truncate(keep),
+            }
+            let case_dir = Dir::new("archive-case");
+            files.write(&case_dir.0);
+            match EmbeddedStore::open(&case_dir.0) {
+                Err(StoreError::Corrupt(why)) => assert!(why.contains(name.as_str()), "{case}: {why}"),
+                Err(e) => panic!("{case}: must be reported as corruption, not as {e:?}"),
+                Ok(_) => panic!("{case}: the store opened"),
+            }
+            // Nothing was deleted or changed by the failed open.
+            assert_eq!(Files::read(&case_dir.0).0, files.0, "{case}");
+        }
+    }
+}
+
 /// A journal of several segments (4 KiB each), no compaction; closed cleanly.
 async fn segmented_store(dir: &Path) -> (Files, Vec<Dump>) {
     let options = EmbeddedOptions::new().segment_bytes(4096).compaction(u64::MAX, 2.0);

@@ -208,8 +208,8 @@ fn main() {
             b.service.end_invocation(&arn, &token, InvocationEnd::Output(out)).await.unwrap();
             println!(
                 "profile: replay of {n} steps, embedded: begin_invocation {t1:?}, the replay {:?}, end_invocation {:?}",
-                t2 - t1,
-                t.elapsed() - t2
+                t2.saturating_sub(t1),
+                t.elapsed().saturating_sub(t2)
             );
         });
         return;

@@ -8,8 +8,7 @@
 //! execution from both winning.
 //!
 //! Implementations: [`MemoryStore`] (tests), [`EmbeddedStore`] (a crash-safe journal on
-//! local disk, the default on a developer's machine), `RedbStore` (feature `redb`: one redb
-//! file, B-trees on disk, the journal's challenger in issue 11) and `DynamoStore` (feature
+//! local disk, the default on a developer's machine) and `DynamoStore` (feature
 //! `dynamodb`). The conformance suite in `store::conformance` (feature `conformance`) runs
 //! against each of them.
 
@@ -19,12 +18,7 @@ pub mod conformance;
 pub mod dynamodb;
 #[cfg(feature = "embedded")]
 pub mod embedded;
-#[cfg(feature = "redb")]
-mod group;
 mod memory;
-#[cfg(feature = "redb")]
-#[path = "redb_store.rs"]
-pub mod redb;
 
 use std::fmt;
 use std::sync::Arc;
@@ -37,8 +31,6 @@ pub use dynamodb::{DynamoOptions, DynamoStore};
 #[cfg(feature = "embedded")]
 pub use embedded::{EmbeddedOptions, EmbeddedStats, EmbeddedStore, SalvageReport, VerifyReport};
 pub use memory::MemoryStore;
-#[cfg(feature = "redb")]
-pub use redb::{RedbOptions, RedbStats, RedbStore};
 
 use crate::model::{ErrorObject, Event, ExecutionStatus, Operation, Timestamp};
 

@@ -27,7 +27,7 @@ use super::format::{
     End, FORMAT_VERSION, FRAME_HEADER_BYTES, FileRef, FrameError, Header, Location, OLDEST_FORMAT, Record, decode,
     intact_groups_after, read_frame,
 };
-use super::journal::{parse_archive_name, parse_segment_name, segment_path};
+use super::journal::{archive_path, parse_archive_name, parse_segment_name, segment_path};
 use super::manifest::{self, Manifest};
 use super::state::{Data, State, Stored};
 use crate::store::{Commit, NewExecution, StoreError, StoreResult};
@@ -277,6 +277,7 @@ pub(super) fn recover(dir: &Path, mode: Mode) -> StoreResult<Recovered> {
     }
     if strict && let Some(m) = &manifest {
         check_watermark(dir, m, &replay)?;
+        check_archives(dir, m, &archives, &replay.state)?;
     }
     Ok(Recovered {
         state: replay.state,
@@ -289,6 +290,64 @@ pub(super) fn recover(dir: &Path, mode: Mode) -> StoreResult<Recovered> {
         archives,
         stopped: replay.stopped,
     })
+}
+
+/// Every archive file the manifest lists is there, at least as long as it was then (a
+/// compaction that failed may have appended to one since), and every finished execution's
+/// data lies within an archive file that is there (a compaction that a crash interrupted
+/// before its manifest may have written past what the manifest knows). Only lengths: the
+/// frames themselves are checked when they are read, and by `verify`.
+fn check_archives(dir: &Path, m: &Manifest, present: &[u64], state: &State) -> StoreResult<()> {
+    let mut lens = std::collections::HashMap::new();
+    for &n in present {
+        let path = archive_path(dir, n);
+        let len = fs::metadata(&path).map_err(|e| io_error(format!("reading {}", path.display()), e))?.len();
+        lens.insert(n, len);
+    }
+    for a in &m.archives {
+        let path = archive_path(dir, a.number);
+        match lens.get(&a.number) {
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "the archive file {} is missing (the manifest lists it with {} bytes)",
+                    path.display(),
+                    a.len
+                )));
+            }
+            Some(&len) if len < a.len => {
+                return Err(corrupt(
+                    &path,
+                    len,
+                    format!("the file ends here; the manifest says it holds {} bytes", a.len),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for exec in state.executions.values() {
+        let Some(base) = exec.stored.base else { continue };
+        let FileRef::Archive(n) = base.file else { continue };
+        let path = archive_path(dir, n);
+        let end = base.offset + base.len;
+        match lens.get(&n) {
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "the archive file {} that holds the data of execution {} is missing",
+                    path.display(),
+                    exec.record.arn
+                )));
+            }
+            Some(&len) if end > len => {
+                return Err(corrupt(
+                    &path,
+                    len,
+                    format!("the file ends here; the data of execution {} ends at offset {end}", exec.record.arn),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// The journal must reach the manifest's watermark: every group up to it was acknowledged.

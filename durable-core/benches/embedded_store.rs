@@ -1,42 +1,34 @@
-//! The embedded journal against the redb store (issue 11), on the same workloads in one run:
+//! The embedded store at scale and under damage (issue 11), in one run:
 //!
-//! - (a) the raw fsync rate of the disk (1 KiB append + fdatasync), measured right before
-//!   each store's single-execution run;
-//! - (b) one execution's sequential steps per second through the real engine path
-//!   (`CheckpointService` + `run_invocation`), and its ratio to that raw rate (median of
-//!   three pairs); for redb also the floor of any redb layout: bare durable commits of one
-//!   row into one table, with no store around them;
-//! - (c) 100 concurrent executions' total steps per second, and the writes per group commit;
 //! - (d) a store holding 10,000 finished executions of 100 steps and 100 running ones (built
 //!   by replaying, through the `Store` API, the commits a real execution made): its open
 //!   time and resident memory, each measured in a fresh child process of this binary, after
 //!   a clean close and after an exit that skipped the close;
 //! - (e) its bytes on disk;
-//! - (f) the corruption suite: one byte flipped at a random offset of a small store's files,
+//! - (f) the corruption trials: one bit flipped at a random offset of a small store's files,
 //!   many times; each trial is classified by what a full read through the `Store` API sees.
-//!   The journal's small store is written with 256 KiB segments and eager compaction, so
-//!   its files are what a large store's are: a snapshot, archive files, several segments.
+//!   The small store is written with 256 KiB segments and eager compaction, so its files
+//!   are what a large store's are: a snapshot, archive files, several segments.
+//!
+//! Steps per second against the raw fsync rate, alone and 100 executions at a time, are the
+//! throughput benchmark's (`durable-runtime/benches/throughput.rs`). This benchmark also
+//! compared the journal with a redb-backed store on the same workloads; the journal won
+//! (ARCHITECTURE.md has the table) and the redb store was removed: `git checkout 0ef1288`
+//! and `cargo bench -p durable-core --features redb --bench store_compare` run it again.
 //!
 //! ```text
-//! cargo bench -p durable-core --features redb --bench store_compare
-//! DURABLE_BENCH_QUICK=1 cargo bench ...          # small sizes (1,000 finished executions, ...)
-//! DURABLE_BENCH_STORES=redb cargo bench ...      # some of: embedded, redb, redb-quick
+//! cargo bench -p durable-core --bench embedded_store
+//! DURABLE_BENCH_QUICK=1 cargo bench ...          # small sizes (1,000 finished executions, 100 trials)
 //! ```
 //!
-//! Sizes: `DURABLE_BENCH_STEPS` (b, default 1000), `DURABLE_BENCH_CONCURRENT` and
-//! `DURABLE_BENCH_CONCURRENT_STEPS` (c, 100 x 100), `DURABLE_BENCH_FINISHED`,
-//! `DURABLE_BENCH_FINISHED_STEPS` and `DURABLE_BENCH_RUNNING` (d, 10,000 x 100 and 100),
-//! `DURABLE_BENCH_PAYLOAD` (bytes of each step's result, default 100),
-//! `DURABLE_BENCH_TRIALS` (f, default 300). `DURABLE_BENCH_DIR` is where the stores go
+//! Sizes: `DURABLE_BENCH_FINISHED`, `DURABLE_BENCH_FINISHED_STEPS` and `DURABLE_BENCH_RUNNING`
+//! (d, 10,000 x 100 and 100), `DURABLE_BENCH_PAYLOAD` (bytes of each step's result, default
+//! 100), `DURABLE_BENCH_TRIALS` (f, default 300). `DURABLE_BENCH_DIR` is where the stores go
 //! (default `target/bench-stores`); with `DURABLE_BENCH_KEEP` set, the large store of (d)
 //! stays there for a closer look. Figures are printed; nothing is asserted.
-//!
-//! `redb-quick` is the redb store with `quick_repair` (two syncs per commit, instant
-//! recovery after a crash).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,8 +41,8 @@ use durable_core::engine::{InvocationOutcome, run_invocation};
 use durable_core::model::{Event, InvocationStatus, Timestamp};
 use durable_core::service::{CheckpointService, InvocationEnd, ServiceConfig, StartExecution};
 use durable_core::store::{
-    Commit, DueExecution, EmbeddedOptions, EmbeddedStore, ExecutionRecord, ListQuery, MemoryStore, NewExecution,
-    RedbOptions, RedbStore, Store, StoreError, StoreResult, StoredOperation,
+    Commit, DueExecution, EmbeddedOptions, EmbeddedStore, ExecutionRecord, ListQuery, MemoryStore, NewExecution, Store,
+    StoreError, StoreResult, StoredOperation,
 };
 use durable_core::{DurableContext, Error, Handler, durable, handler};
 use futures::StreamExt;
@@ -75,10 +67,6 @@ async fn steps(ctx: DurableContext, (n, payload, wait_secs): (u64, usize, u64)) 
 struct Config {
     quick: bool,
     base: PathBuf,
-    stores: Vec<String>,
-    steps: u64,
-    concurrent: u64,
-    concurrent_steps: u64,
     finished: u64,
     finished_steps: u64,
     running: u64,
@@ -95,19 +83,9 @@ impl Config {
         let quick = std::env::var("DURABLE_BENCH_QUICK").is_ok();
         let base = std::env::var("DURABLE_BENCH_DIR")
             .map_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-stores"), PathBuf::from);
-        let stores = std::env::var("DURABLE_BENCH_STORES")
-            .unwrap_or_else(|_| "embedded,redb".into())
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect();
         Config {
             quick,
             base,
-            stores,
-            steps: env_u64("DURABLE_BENCH_STEPS", if quick { 300 } else { 1000 }),
-            concurrent: env_u64("DURABLE_BENCH_CONCURRENT", 100),
-            concurrent_steps: env_u64("DURABLE_BENCH_CONCURRENT_STEPS", if quick { 30 } else { 100 }),
             finished: env_u64("DURABLE_BENCH_FINISHED", if quick { 1000 } else { 10_000 }),
             finished_steps: env_u64("DURABLE_BENCH_FINISHED_STEPS", 100),
             running: env_u64("DURABLE_BENCH_RUNNING", 100),
@@ -120,38 +98,9 @@ impl Config {
 // ---------------------------------------------------------------------------------------
 // Stores by name.
 
-enum Opened {
-    Embedded(Arc<EmbeddedStore>),
-    Redb(Arc<RedbStore>),
-}
-
-impl Opened {
-    fn store(&self) -> Arc<dyn Store> {
-        match self {
-            Opened::Embedded(s) => s.clone(),
-            Opened::Redb(s) => s.clone(),
-        }
-    }
-
-    /// Group commits (each one sync, or two for `redb-quick`) since the store was opened.
-    fn groups(&self) -> u64 {
-        match self {
-            Opened::Embedded(s) => s.stats().groups,
-            Opened::Redb(s) => s.stats().groups,
-        }
-    }
-}
-
-/// Opens the store named `kind` in `dir`. `verify` asks redb to verify its whole file.
-fn open(kind: &str, dir: &Path, verify: bool) -> StoreResult<Opened> {
-    match kind {
-        "embedded" => Ok(Opened::Embedded(Arc::new(EmbeddedStore::open(dir)?))),
-        "redb" | "redb-quick" => {
-            let options = RedbOptions::new().quick_repair(kind == "redb-quick").verify_on_open(verify);
-            Ok(Opened::Redb(Arc::new(RedbStore::open_with(dir, options)?)))
-        }
-        other => panic!("unknown store {other:?} (known: embedded, redb, redb-quick)"),
-    }
+/// Opens the store in `dir` with the default options.
+fn open(dir: &Path) -> StoreResult<Arc<EmbeddedStore>> {
+    Ok(Arc::new(EmbeddedStore::open(dir)?))
 }
 
 fn fresh_dir(base: &Path, name: &str) -> PathBuf {
@@ -165,7 +114,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 // ---------------------------------------------------------------------------------------
-// (a) to (c): the engine path.
+// The engine path, to record a real execution's writes.
 
 struct Bench {
     service: Arc<CheckpointService>,
@@ -194,94 +143,6 @@ impl Bench {
         self.service.end_invocation(arn, &token, InvocationEnd::Output(out)).await.unwrap();
         status
     }
-}
-
-/// The raw rate of 1 KiB appends, each followed by fdatasync, in `dir`.
-fn raw_fsync_rate(dir: &Path, n: u32) -> f64 {
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("raw-fsync.probe");
-    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(&path).unwrap();
-    let buf = vec![b'x'; 1024];
-    let t = Instant::now();
-    for _ in 0..n {
-        f.write_all(&buf).unwrap();
-        f.sync_data().unwrap();
-    }
-    let rate = f64::from(n) / t.elapsed().as_secs_f64();
-    let _ = std::fs::remove_file(&path);
-    rate
-}
-
-/// One execution of `n` steps on a fresh store; steps per second and bytes written to
-/// storage per step.
-async fn sequential(kind: &str, dir: &Path, n: u64, payload: usize) -> (f64, f64) {
-    let opened = open(kind, dir, false).unwrap();
-    let b = Bench::new(opened.store());
-    let h = handler(steps);
-    let arn = b.start(&format!("[{n},{payload},0]")).await;
-    let written = write_bytes();
-    let t = Instant::now();
-    assert_eq!(b.invoke(&h, &arn).await, InvocationStatus::Succeeded);
-    let elapsed = t.elapsed();
-    (n as f64 / elapsed.as_secs_f64(), (write_bytes() - written) as f64 / n as f64)
-}
-
-/// `executions` concurrent executions of `n` steps; total steps per second, writes per group
-/// and bytes written to storage per step.
-async fn concurrent(kind: &str, dir: &Path, executions: u64, n: u64, payload: usize) -> (f64, f64, f64) {
-    let opened = open(kind, dir, false).unwrap();
-    let b = Bench::new(opened.store());
-    let h = handler(steps);
-    let mut arns = Vec::new();
-    for _ in 0..executions {
-        arns.push(b.start(&format!("[{n},{payload},0]")).await);
-    }
-    let groups = opened.groups();
-    let written = write_bytes();
-    let t = Instant::now();
-    let local = tokio::task::LocalSet::new();
-    let statuses = local.run_until(futures::future::join_all(arns.iter().map(|a| b.invoke(&h, a)))).await;
-    let elapsed = t.elapsed();
-    let written = (write_bytes() - written) as f64 / (executions * n) as f64;
-    assert!(statuses.iter().all(|s| *s == InvocationStatus::Succeeded));
-    // Each step is one commit; begin and end of each invocation are one more each.
-    let writes = (executions * (n + 2)) as f64;
-    let per_group = writes / (opened.groups() - groups).max(1) as f64;
-    ((executions * n) as f64 / elapsed.as_secs_f64(), per_group, written)
-}
-
-/// The floor of any store on redb: durable commits of one 300-byte row each into one table
-/// of 200,000 rows, with no store around them; commits per second and bytes written per
-/// commit. Whatever its table layout, a redb store's one execution cannot beat this.
-fn redb_floor(dir: &Path, n: u64) -> (f64, f64) {
-    use redb::TableDefinition;
-    const ROWS: TableDefinition<'static, (u64, u64), &[u8]> = TableDefinition::new("rows");
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("floor.redb");
-    let _ = std::fs::remove_file(&path);
-    let db = redb::Database::create(&path).unwrap();
-    let txn = db.begin_write().unwrap();
-    {
-        let mut rows = txn.open_table(ROWS).unwrap();
-        for e in 0..2000u64 {
-            for s in 0..100u64 {
-                rows.insert((e, s), &[7u8; 300][..]).unwrap();
-            }
-        }
-    }
-    txn.commit().unwrap();
-    let written = write_bytes();
-    let t = Instant::now();
-    for s in 0..n {
-        let txn = db.begin_write().unwrap();
-        txn.open_table(ROWS).unwrap().insert((5000, s), &[9u8; 300][..]).unwrap();
-        txn.commit().unwrap();
-    }
-    let rate = n as f64 / t.elapsed().as_secs_f64();
-    let per_commit = (write_bytes() - written) as f64 / n as f64;
-    drop(db);
-    let _ = std::fs::remove_file(&path);
-    (rate, per_commit)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -470,13 +331,6 @@ struct Child {
     hwm_kib: u64,
 }
 
-/// Bytes this process has caused to be written to storage (`/proc/self/io`).
-fn write_bytes() -> u64 {
-    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
-    let line = io.lines().find(|l| l.starts_with("write_bytes:")).unwrap_or_default();
-    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
 fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_default();
@@ -486,14 +340,13 @@ fn status_kib(field: &str) -> u64 {
 /// In the child: open the store, then read every running execution whole (what a restart
 /// does before it resumes them), measuring time and memory. With `crash`, commit once on
 /// a running execution and exit without closing the store.
-fn child_main(kind: &str, dir: &Path, mode: &str) {
+fn child_main(dir: &Path, mode: &str) {
     let rss_before = status_kib("VmRSS:");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let t = Instant::now();
-    let opened = open(kind, dir, mode == "verify").unwrap();
+    let store = open(dir).unwrap();
     let open_ms = t.elapsed().as_secs_f64() * 1e3;
     let rss_open = status_kib("VmRSS:");
-    let store = opened.store();
     rt.block_on(async {
         let due = store.due_executions(Timestamp::from_millis(i64::MAX), usize::MAX).await.unwrap();
         assert!(!due.is_empty(), "the running executions are due some day");
@@ -518,9 +371,9 @@ fn child_main(kind: &str, dir: &Path, mode: &str) {
     );
 }
 
-fn run_child(kind: &str, dir: &Path, mode: &str) -> Child {
+fn run_child(dir: &Path, mode: &str) -> Child {
     let out = Command::new(std::env::current_exe().unwrap())
-        .env("DURABLE_BENCH_CHILD", format!("{kind}\t{mode}\t{}", dir.display()))
+        .env("DURABLE_BENCH_CHILD", format!("{mode}\t{}", dir.display()))
         .output()
         .unwrap();
     assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -600,29 +453,17 @@ fn classify(before: &(Dump, Vec<DueExecution>), after: StoreResult<(Dump, Vec<Du
 
 /// Builds a small store, then flips one byte at a time at random offsets of its files,
 /// reopening and reading everything each time.
-fn corruption_suite(
-    kind: &str,
-    verify: bool,
-    base: &Path,
-    trials: u64,
-    t: &Template,
-    r: &Template,
-) -> BTreeMap<Outcome, u64> {
-    let pristine = fresh_dir(base, &format!("{kind}-corrupt-pristine"));
+fn corruption_suite(base: &Path, trials: u64, t: &Template, r: &Template) -> BTreeMap<Outcome, u64> {
+    let pristine = fresh_dir(base, "corrupt-pristine");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let before = rt.block_on(async {
-        // The journal with small segments and eager compaction, so that its small store has
-        // what a large one has: a snapshot, archive files and several segments.
-        let opened = if kind == "embedded" {
-            let options = EmbeddedOptions::new().segment_bytes(256 << 10).compaction(512 << 10, 0.5);
-            Opened::Embedded(Arc::new(EmbeddedStore::open_with(&pristine, options).unwrap()))
-        } else {
-            open(kind, &pristine, false).unwrap()
-        };
-        let store = opened.store();
-        fill(&*store, t, 0, 20, 8).await;
-        fill(&*store, r, 1000, 5, 8).await;
-        dump(&*store).await.unwrap()
+        // Small segments and eager compaction, so that the small store has what a large one
+        // has: a snapshot, archive files and several segments.
+        let options = EmbeddedOptions::new().segment_bytes(256 << 10).compaction(512 << 10, 0.5);
+        let store = EmbeddedStore::open_with(&pristine, options).unwrap();
+        fill(&store, t, 0, 20, 8).await;
+        fill(&store, r, 1000, 5, 8).await;
+        dump(&store).await.unwrap()
     });
     let files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&pristine)
         .unwrap()
@@ -634,14 +475,14 @@ fn corruption_suite(
         })
         .collect();
     let total: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
-    let mut rng = 0x2545_f491_4f6c_dd1d_u64 ^ kind.len() as u64;
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
     let mut next = move || {
         rng ^= rng >> 12;
         rng ^= rng << 25;
         rng ^= rng >> 27;
         rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     };
-    let trial_dir = base.join(format!("{kind}-corrupt-trial"));
+    let trial_dir = base.join("corrupt-trial");
     let mut outcomes = BTreeMap::new();
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
@@ -662,11 +503,10 @@ fn corruption_suite(
             }
             std::fs::write(trial_dir.join(p.file_name().unwrap()), bytes).unwrap();
         }
-        let (outcome, detail) = std::panic::catch_unwind(AssertUnwindSafe(|| match open(kind, &trial_dir, verify) {
+        let (outcome, detail) = std::panic::catch_unwind(AssertUnwindSafe(|| match open(&trial_dir) {
             Err(StoreError::Corrupt(_)) => (Outcome::RefusedAtOpen, String::new()),
             Err(e) => (Outcome::OtherError, e.to_string()),
-            Ok(opened) => {
-                let store = opened.store();
+            Ok(store) => {
                 let after = rt.block_on(dump(&*store));
                 let detail = match &after {
                     Err(e) => e.to_string(),
@@ -694,8 +534,7 @@ fn corruption_suite(
             (Outcome::Panic, msg)
         });
         if !matches!(outcome, Outcome::RefusedAtOpen | Outcome::RefusedAtRead | Outcome::Harmless) {
-            let verified = if verify { " (verified at open)" } else { "" };
-            println!("{kind:<10} corruption{verified}: {outcome:?} after flipping {bit:#04x} at {flipped}: {detail}");
+            println!("corruption: {outcome:?} after flipping {bit:#04x} at {flipped}: {detail}");
         }
         *outcomes.entry(outcome).or_insert(0) += 1;
     }
@@ -706,43 +545,19 @@ fn corruption_suite(
 
 // ---------------------------------------------------------------------------------------
 
-#[derive(Default)]
-struct Row {
-    raw: f64,
-    single: f64,
-    ratio: f64,
-    single_written: f64,
-    floor: Option<(f64, f64)>,
-    many: f64,
-    per_group: f64,
-    written_per_step: f64,
-    build_s: f64,
-    bytes: u64,
-    clean: Child,
-    crash: Child,
-    verify: Option<Child>,
-    corruption: BTreeMap<Outcome, u64>,
-    corruption_verified: Option<BTreeMap<Outcome, u64>>,
-}
-
 fn main() {
     if let Ok(spec) = std::env::var("DURABLE_BENCH_CHILD") {
-        let mut parts = spec.splitn(3, '\t');
-        let (kind, mode, dir) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
-        child_main(kind, Path::new(dir), mode);
+        let (mode, dir) = spec.split_once('\t').expect("mode and directory");
+        child_main(Path::new(dir), mode);
         return;
     }
     let cfg = Config::from_env();
     std::fs::create_dir_all(&cfg.base).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     println!(
-        "store comparison in {}{}: (b) {} steps, (c) {} x {} steps, (d) {} finished x {} steps + {} running, \
-         {} B step results, (f) {} trials",
+        "embedded store in {}{}: (d) {} finished x {} steps + {} running, {} B step results, (f) {} trials",
         cfg.base.display(),
         if cfg.quick { " (quick)" } else { "" },
-        cfg.steps,
-        cfg.concurrent,
-        cfg.concurrent_steps,
         cfg.finished,
         cfg.finished_steps,
         cfg.running,
@@ -762,133 +577,46 @@ fn main() {
         finished_t.bytes() / 1024
     );
 
-    let mut rows: Vec<(String, Row)> = Vec::new();
-    for kind in &cfg.stores {
-        let mut row = Row::default();
-        // (a), (b): three pairs of (raw fsync rate, one execution right after); medians.
-        let mut pairs = Vec::new();
-        for i in 0..3 {
-            let raw = raw_fsync_rate(&cfg.base, 500);
-            let dir = fresh_dir(&cfg.base, &format!("{kind}-seq-{i}"));
-            let (rate, written) = rt.block_on(sequential(kind, &dir, cfg.steps, cfg.payload));
-            println!(
-                "{kind:<10} raw fsync {raw:>8.0}/s   one execution {rate:>8.0} steps/s   {:>5.1}%   {written:>6.0} \
-                 bytes written per step",
-                rate / raw * 100.0
-            );
-            pairs.push((raw, rate, rate / raw, written));
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        pairs.sort_by(|a, b| a.2.total_cmp(&b.2));
-        (row.raw, row.single, row.ratio, row.single_written) = pairs[1];
-        if kind.starts_with("redb") {
-            let mut floors = Vec::new();
-            for _ in 0..3 {
-                let raw = raw_fsync_rate(&cfg.base, 500);
-                let (rate, written) = redb_floor(&cfg.base.join("floor"), 500);
-                println!(
-                    "{kind:<10} raw fsync {raw:>8.0}/s   bare redb commits {rate:>8.0}/s   {:>5.1}%   {written:>6.0} \
-                     bytes written per commit",
-                    rate / raw * 100.0
-                );
-                floors.push((rate / raw, written));
-            }
-            floors.sort_by(|a, b| a.0.total_cmp(&b.0));
-            row.floor = Some(floors[1]);
-        }
-
-        // (c)
-        let dir = fresh_dir(&cfg.base, &format!("{kind}-concurrent"));
-        (row.many, row.per_group, row.written_per_step) =
-            rt.block_on(concurrent(kind, &dir, cfg.concurrent, cfg.concurrent_steps, cfg.payload));
-        println!(
-            "{kind:<10} {} concurrent executions: {:.0} steps/s, {:.1} writes per group commit, {:.0} bytes written per step",
-            cfg.concurrent, row.many, row.per_group, row.written_per_step
-        );
+    // (d), (e): build once, close, then open in fresh processes.
+    let dir = fresh_dir(&cfg.base, "large");
+    let t = Instant::now();
+    rt.block_on(async {
+        let store = open(&dir).unwrap();
+        fill(&*store, &finished_t, 0, cfg.finished, 512).await;
+        fill(&*store, &running_t, cfg.finished, cfg.running, 100).await;
+    });
+    let build_s = t.elapsed().as_secs_f64();
+    let bytes = dir_bytes(&dir);
+    println!(
+        "built {} + {} executions in {build_s:.1} s: {:.1} MiB on disk",
+        cfg.finished,
+        cfg.running,
+        bytes as f64 / 1_048_576.0
+    );
+    let clean = run_child(&dir, "clean");
+    run_child(&dir, "crash");
+    let crash = run_child(&dir, "clean");
+    if std::env::var_os("DURABLE_BENCH_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&dir);
-
-        // (d), (e): build once, close, then open in fresh processes.
-        let dir = fresh_dir(&cfg.base, &format!("{kind}-large"));
-        let t = Instant::now();
-        rt.block_on(async {
-            let opened = open(kind, &dir, false).unwrap();
-            let store = opened.store();
-            fill(&*store, &finished_t, 0, cfg.finished, 512).await;
-            fill(&*store, &running_t, cfg.finished, cfg.running, 100).await;
-        });
-        row.build_s = t.elapsed().as_secs_f64();
-        row.bytes = dir_bytes(&dir);
-        println!(
-            "{kind:<10} built {} + {} executions in {:.1} s: {:.1} MiB on disk",
-            cfg.finished,
-            cfg.running,
-            row.build_s,
-            row.bytes as f64 / 1_048_576.0
-        );
-        row.clean = run_child(kind, &dir, "clean");
-        if kind.starts_with("redb") {
-            row.verify = Some(run_child(kind, &dir, "verify"));
-        }
-        run_child(kind, &dir, "crash");
-        row.crash = run_child(kind, &dir, "clean");
-        println!(
-            "{kind:<10} open {:.0} ms (after an unclean exit {:.0} ms), RSS {} MiB open, {} MiB warm, peak {} MiB",
-            row.clean.open_ms,
-            row.crash.open_ms,
-            row.clean.rss_open_kib / 1024,
-            row.clean.rss_warm_kib / 1024,
-            row.clean.hwm_kib / 1024
-        );
-        if std::env::var_os("DURABLE_BENCH_KEEP").is_none() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-
-        // (f)
-        row.corruption = corruption_suite(kind, false, &cfg.base, cfg.trials, &finished_t, &running_t);
-        println!("{kind:<10} corruption: {:?}", row.corruption);
-        if kind.starts_with("redb") {
-            let verified = corruption_suite(kind, true, &cfg.base, cfg.trials, &finished_t, &running_t);
-            println!("{kind:<10} corruption, verified at open: {verified:?}");
-            row.corruption_verified = Some(verified);
-        }
-        println!();
-        rows.push((kind.clone(), row));
     }
 
-    // The table.
-    let mut table = String::new();
-    let header: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
-    let _ = writeln!(table, "| | {} |", header.join(" | "));
-    let _ = writeln!(table, "|---|{}", "---|".repeat(rows.len()));
-    let mut line = |label: &str, f: &dyn Fn(&Row) -> String| {
-        let cells: Vec<String> = rows.iter().map(|(_, r)| f(r)).collect();
-        let _ = writeln!(table, "| {label} | {} |", cells.join(" | "));
-    };
+    // (f)
+    let corruption = corruption_suite(&cfg.base, cfg.trials, &finished_t, &running_t);
+
     let mib = |kib: u64| format!("{:.0} MiB", kib as f64 / 1024.0);
-    line("(a) raw fsync rate (1 KiB append + fdatasync)", &|r| format!("{:.0}/s", r.raw));
-    line("(b) one execution, sequential steps", &|r| format!("{:.0} steps/s", r.single));
-    line("(b) ... as a share of the raw fsync rate (median of 3)", &|r| format!("{:.0}%", r.ratio * 100.0));
-    line("(b) ... bytes written to the disk per step", &|r| format!("{:.1} KiB", r.single_written / 1024.0));
-    line("(b) floor: bare redb commits of one row, share of raw fsync", &|r| {
-        r.floor
-            .map_or("-".into(), |(ratio, written)| format!("{:.0}% ({:.1} KiB each)", ratio * 100.0, written / 1024.0))
-    });
-    line(&format!("(c) {} concurrent executions", cfg.concurrent), &|r| format!("{:.0} steps/s", r.many));
-    line("(c) ... writes per group commit", &|r| format!("{:.1}", r.per_group));
-    line("(c) ... bytes written to the disk per step", &|r| format!("{:.1} KiB", r.written_per_step / 1024.0));
-    line("(d) build time (through the Store API)", &|r| format!("{:.0} s", r.build_s));
-    line("(d) open time, after a clean close", &|r| format!("{:.0} ms", r.clean.open_ms));
-    line("(d) open time, after an exit without close", &|r| format!("{:.0} ms", r.crash.open_ms));
-    line("(d) open time, verifying the whole file", &|r| {
-        // The journal checks its live segments at every open and archive frames as they are
-        // read; `durable store verify` reads everything.
-        r.verify.as_ref().map_or("(live segments always; archives as read)".into(), |v| format!("{:.0} ms", v.open_ms))
-    });
-    line("(d) RSS of the process before opening", &|r| mib(r.clean.rss_before_kib));
-    line("(d) RSS after open", &|r| mib(r.clean.rss_open_kib));
-    line("(d) RSS after reading the running executions", &|r| mib(r.clean.rss_warm_kib));
-    line("(d) peak RSS (open included)", &|r| mib(r.clean.hwm_kib));
-    line("(e) bytes on disk", &|r| format!("{:.0} MiB", r.bytes as f64 / 1_048_576.0));
+    let mut table = String::new();
+    let _ = writeln!(table, "| | embedded store |\n|---|---|");
+    let mut line = |label: &str, value: String| {
+        let _ = writeln!(table, "| {label} | {value} |");
+    };
+    line("(d) build time (through the Store API)", format!("{build_s:.0} s"));
+    line("(d) open time, after a clean close (target < 1 s)", format!("{:.0} ms", clean.open_ms));
+    line("(d) open time, after an exit without close", format!("{:.0} ms", crash.open_ms));
+    line("(d) RSS of the process before opening", mib(clean.rss_before_kib));
+    line("(d) RSS after open", mib(clean.rss_open_kib));
+    line("(d) RSS after reading the running executions", mib(clean.rss_warm_kib));
+    line("(d) peak RSS, open included (target < 150 MB)", mib(clean.hwm_kib));
+    line("(e) bytes on disk", format!("{:.0} MiB", bytes as f64 / 1_048_576.0));
     for outcome in [
         Outcome::RefusedAtOpen,
         Outcome::RefusedAtRead,
@@ -898,16 +626,10 @@ fn main() {
         Outcome::SilentChange,
         Outcome::Panic,
     ] {
-        line(&format!("(f) one flipped byte: {outcome:?}"), &|r| {
-            let verified = r
-                .corruption_verified
-                .as_ref()
-                .map_or(String::new(), |v| format!(" ({} verified at open)", v.get(&outcome).copied().unwrap_or(0)));
-            format!("{}{verified}", r.corruption.get(&outcome).copied().unwrap_or(0))
-        });
+        line(&format!("(f) one flipped bit: {outcome:?}"), corruption.get(&outcome).copied().unwrap_or(0).to_string());
     }
     println!(
-        "(d): {} finished executions of {} steps and {} running ones; (f): {} trials each\n\n{table}",
+        "(d): {} finished executions of {} steps and {} running ones; (f): {} trials\n\n{table}",
         cfg.finished, cfg.finished_steps, cfg.running, cfg.trials
     );
 }
