@@ -19,6 +19,7 @@ mod error;
 mod free;
 pub mod handler;
 pub mod id;
+pub mod invocation;
 mod log;
 pub mod model;
 pub mod plugin;

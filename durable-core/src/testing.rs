@@ -58,13 +58,11 @@ use serde::de::DeserializeOwned;
 
 use crate::checkpoint::Limits;
 use crate::clock::ManualClock;
-use crate::engine::{InvocationOutcome, run_invocation};
 use crate::error::Error;
 use crate::handler::{DurableFn, Handler, handler};
-use crate::model::{
-    DurableExecutionInvocationOutput, ErrorObject, Event, EventType, ExecutionStatus, Operation, Timestamp,
-};
-use crate::service::{CheckpointService, InvocationEnd, ServiceConfig, ServiceError, StartExecution};
+use crate::invocation::{Handlers, InvokeOptions, Ran, invoke};
+use crate::model::{ErrorObject, Event, EventType, ExecutionStatus, Operation, Timestamp};
+use crate::service::{CheckpointService, ServiceConfig, ServiceError, StartExecution};
 use crate::store::{ExecutionRecord, MemoryStore, Store};
 
 /// Runs durable functions in process with time skipping. See the [module documentation](self).
@@ -191,23 +189,27 @@ impl TestRunner {
         Ok(started.arn)
     }
 
-    /// Runs one invocation of an execution and records its end.
-    pub async fn invoke_once(&self, handler: &dyn Handler, arn: &str) -> InvocationOutcome {
-        let input = self.service.begin_invocation(arn).await.expect("begin invocation");
-        let token = input.checkpoint_token.clone();
-        let outcome = run_invocation(handler, input, self.service.checkpointer()).await;
-        let end = match &outcome {
-            InvocationOutcome::Output(o) => Some(InvocationEnd::Output(o.clone())),
-            InvocationOutcome::Retry(m) => Some(InvocationEnd::Crashed {
-                error: ErrorObject::new("Invocation.Retry", m.clone()),
-                retry_at: self.clock_now().plus_seconds(1),
-            }),
-            InvocationOutcome::Revoked(_) => None,
-        };
-        if let Some(end) = end {
-            self.service.end_invocation(arn, &token, end).await.expect("end invocation");
-        }
-        outcome
+    /// Runs one invocation of an execution with `handler` and records its end.
+    ///
+    /// # Panics
+    ///
+    /// If the invocation cannot begin (the execution ended, or does not exist) or its end
+    /// cannot be recorded.
+    pub async fn invoke_once(&self, handler: &dyn Handler, arn: &str) -> Ran {
+        self.invoke_with(Some(handler), arn).await
+    }
+
+    /// One invocation with `handler`, or without one (the target of a chained invoke)
+    /// with the handler registered under the execution's function name.
+    async fn invoke_with(&self, handler: Option<&dyn Handler>, arn: &str) -> Ran {
+        let record = self.service.get_record(arn).await.expect("record");
+        let target = self.targets.borrow().get(&*record.function_name).cloned();
+        let handler = handler.or(target.as_deref());
+        let options = InvokeOptions { lease: None, retry_delay: Duration::from_secs(1) };
+        invoke(&self.service, &Handlers(|_: &ExecutionRecord| handler), &record, options)
+            .await
+            .expect("the invocation begins and ends")
+            .ran
     }
 
     fn clock_now(&self) -> Timestamp {
@@ -277,7 +279,7 @@ impl TestRunner {
                 if target == arn {
                     self.invoke_once(handler, &target).await;
                 } else {
-                    self.invoke_target(&target).await;
+                    self.invoke_with(None, &target).await;
                 }
             }
         }
@@ -298,32 +300,6 @@ impl TestRunner {
             }
         }
         false
-    }
-
-    /// Invokes a chained-invoke target with its registered handler; an unregistered target
-    /// fails as Lambda's `ResourceNotFoundException` would.
-    async fn invoke_target(&self, arn: &str) {
-        let record = self.service.get_record(arn).await.expect("record");
-        let handler = self.targets.borrow().get(&*record.function_name).cloned();
-        if let Some(h) = handler {
-            self.invoke_once(h.as_ref(), arn).await;
-        } else {
-            {
-                let input = self.service.begin_invocation(arn).await.expect("begin invocation");
-                let error = ErrorObject::new(
-                    "ResourceNotFoundException",
-                    format!("Function not found: {}", record.function_name),
-                );
-                self.service
-                    .end_invocation(
-                        arn,
-                        &input.checkpoint_token,
-                        InvocationEnd::Output(DurableExecutionInvocationOutput::failed(Some(error))),
-                    )
-                    .await
-                    .expect("end invocation");
-            }
-        }
     }
 
     /// Skips the clock forward.

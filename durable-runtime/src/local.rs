@@ -26,10 +26,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use durable_core::clock::{Clock, SystemClock};
-use durable_core::engine::{InvocationOutcome, run_invocation};
-use durable_core::model::{ErrorObject, ExecutionStatus, Timestamp};
+use durable_core::invocation::{Handlers, InvokeError, InvokeOptions, Ran, invoke};
+use durable_core::model::{ExecutionStatus, Timestamp};
 use durable_core::retry::Backoff;
-use durable_core::service::{CheckpointService, InvocationEnd, ServiceConfig, ServiceError, StartExecution};
+use durable_core::service::{CheckpointService, ServiceConfig, ServiceError, StartExecution};
 use durable_core::store::{ExecutionRecord, ListQuery, MemoryStore, Store, StoreError};
 use durable_core::{Handler, handler::FnHandler};
 use serde::Serialize;
@@ -314,57 +314,28 @@ impl LocalRunner {
     /// Runs one invocation of `arn` and records how it ended. A store failure on the way
     /// (or a retry because a checkpoint failed) is reported in [`health`](Self::health); an
     /// invocation without one ends the outage.
-    pub async fn invoke(&self, arn: &str) -> Result<InvocationOutcome, RunnerError> {
+    pub async fn invoke(&self, arn: &str) -> Result<Ran, RunnerError> {
         let result = self.invoke_once(arn).await;
         match &result {
             // In process, a checkpoint is retried only when the store failed: the service's
             // other refusals fail the execution or revoke the token (and the state pages
             // it is asked for are its own).
-            Ok(InvocationOutcome::Retry(m)) => self.backoff.failed(m, self.service.clock().now()),
+            Ok(Ran::Retry(m)) => self.backoff.failed(m, self.service.clock().now()),
             Ok(_) => self.backoff.succeeded(),
             Err(e) => self.note(e),
         }
         result
     }
 
-    async fn invoke_once(&self, arn: &str) -> Result<InvocationOutcome, RunnerError> {
+    async fn invoke_once(&self, arn: &str) -> Result<Ran, RunnerError> {
         let record = self.service.get_record(arn).await?;
-        let Some(handler) = self.handlers.get(&*record.function_name) else {
-            if record.invoked_by.is_some() {
-                // A chained invoke of a function this runner does not host fails, as
-                // Lambda's ResourceNotFoundException would, instead of waiting forever.
-                let input = self.service.begin_invocation(arn).await?;
-                let error = ErrorObject::new(
-                    "ResourceNotFoundException",
-                    format!("Function not found: {}", record.function_name),
-                );
-                let out = durable_core::model::DurableExecutionInvocationOutput::failed(Some(error));
-                self.service.end_invocation(arn, &input.checkpoint_token, InvocationEnd::Output(out.clone())).await?;
-                return Ok(InvocationOutcome::Output(out));
-            }
-            return Err(RunnerError::UnknownFunction(record.function_name.to_string()));
-        };
-        let input = self.service.begin_invocation(arn).await?;
-        let token = input.checkpoint_token.clone();
-        let outcome = run_invocation(handler.as_ref(), input, self.service.checkpointer()).await;
-        let end = match &outcome {
-            InvocationOutcome::Output(o) => Some(InvocationEnd::Output(o.clone())),
-            InvocationOutcome::Retry(m) => Some(InvocationEnd::Crashed {
-                error: ErrorObject::new("Invocation.Retry", m.clone()),
-                retry_at: self.service.clock().now().plus_millis(self.retry_delay.as_millis() as i64),
-            }),
-            InvocationOutcome::Revoked(m) => {
-                tracing::warn!(arn, reason = %m, "invocation revoked; another invocation owns the execution");
-                None
-            }
-        };
-        if let Some(end) = end {
-            match self.service.end_invocation(arn, &token, end).await {
-                Ok(_) | Err(ServiceError::InvalidToken(_) | ServiceError::NotRunning(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
+        let host = Handlers(|r: &ExecutionRecord| self.handlers.get(&*r.function_name).map(|h| &**h as &dyn Handler));
+        let options = InvokeOptions { lease: None, retry_delay: self.retry_delay };
+        match invoke(&self.service, &host, &record, options).await {
+            Ok(invoked) => Ok(invoked.ran),
+            Err(InvokeError::NotHosted(function)) => Err(RunnerError::UnknownFunction(function)),
+            Err(InvokeError::Service(e)) => Err(e.into()),
         }
-        Ok(outcome)
     }
 
     /// Executions due now, plus (after a restart) those whose invocation was cut short.
@@ -384,7 +355,7 @@ impl LocalRunner {
     /// When the next execution becomes due, if any is waiting on time.
     async fn next_wake(&self) -> Result<Option<Timestamp>, RunnerError> {
         let far = Timestamp::from_millis(i64::MAX);
-        Ok(self.service.store().due_executions(far, 1).await?.first().map(|d| d.wake_at))
+        Ok(self.service.due_at(far, 1).await?.first().map(|d| d.wake_at))
     }
 
     /// Runs the worker until `stop` says so: invokes every due execution (up to the

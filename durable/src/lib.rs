@@ -22,8 +22,8 @@ pub use durable_core::{
     CompletionConfig, CompletionReason, CreateCallback, DurableContext, DurableFn, Error, ErrorKind, FnHandler,
     Handler, Invoke, ItemStatus, Map, Members, Name, Nesting, Now, PATCH_SUB_TYPE, Parallel, PollUntil, Random, Result,
     ResultExt, Saga, SagaStep, Step, StepContext, StepSemantics, Uuid, Wait, WaitDecision, WaitForCallback,
-    WaitForCondition, WaitStrategy, checkpoint, clock, durable, engine, handler, id, model, plugin, poll_until, retry,
-    serdes, service, store, testing,
+    WaitForCondition, WaitStrategy, checkpoint, clock, durable, engine, handler, id, invocation, model, plugin,
+    poll_until, retry, serdes, service, store, testing,
 };
 pub use durable_core::{debug, error, info, log, trace, warn};
 /// AWS Lambda: the entry point of a `cargo lambda` binary (feature `lambda`).

@@ -11,7 +11,7 @@
 # durable-execution control-plane routes), DURABLE_LAMBDA_WATCH_ENDPOINT (the Lambda Invoke
 # API of `cargo lambda watch`), dummy credentials and a region. Ports are free ports the OS
 # picked. The functions are the workspace's binaries built with the features in
-# DURABLE_LAMBDA_FEATURES (default: durable-examples/lambda,durable-tests/lambda): a
+# DURABLE_LAMBDA_FEATURES (default: durable-examples/lambda-selfhosted,durable-tests/lambda-selfhosted): a
 # function's name is its binary's name. They are built before watch starts, so no
 # invocation waits for a compiler; watch runs them with AWS_ENDPOINT_URL_LAMBDA pointing at
 # the emulator, where they send their checkpoints. DURABLE_EMULATOR_SKIP_TIME=1 makes the
@@ -27,7 +27,7 @@ source "$_lambda_standin_dir/common.sh"
 standin_lambda_start() {
     local venv features dex_port watch_port dex_log watch_log dex_pid watch_pid skip_time
     venv="$(standins_venv lambda "$_lambda_standin_dir/requirements-lambda.txt")" || return 1
-    features="${DURABLE_LAMBDA_FEATURES:-durable-examples/lambda,durable-tests/lambda}"
+    features="${DURABLE_LAMBDA_FEATURES:-durable-examples/lambda-selfhosted,durable-tests/lambda-selfhosted}"
     export AWS_ACCESS_KEY_ID=test
     export AWS_SECRET_ACCESS_KEY=test
     export AWS_REGION=us-west-2

@@ -16,7 +16,7 @@
 # the same table, queue and endpoints in their environment, AWS_ENDPOINT_URL_LAMBDA pointing
 # at watch itself (chained invokes), and a sweep grace of 1 s (DURABLE_SWEEP_GRACE_SECONDS)
 # so the test's sweep need not wait 10 s. The binaries are built with the features in
-# DURABLE_LAMBDA_FEATURES (default: durable-examples/lambda,durable-tests/lambda, as
+# DURABLE_LAMBDA_FEATURES (default: durable-examples/lambda-selfhosted,durable-tests/lambda-selfhosted, as
 # lambda.sh builds them, so ./scripts/test reuses that build). Logs:
 # .cache/standins/{watch-selfhosted,moto-sqs}-*.log.
 
@@ -32,7 +32,7 @@ standin_selfhosted_start() {
     fi
     moto_venv="$(standins_venv moto-dynamodb "$_selfhosted_standin_dir/requirements-dynamodb.txt")" || return 1
     lambda_venv="$(standins_venv lambda "$_selfhosted_standin_dir/requirements-lambda.txt")" || return 1
-    features="${DURABLE_LAMBDA_FEATURES:-durable-examples/lambda,durable-tests/lambda}"
+    features="${DURABLE_LAMBDA_FEATURES:-durable-examples/lambda-selfhosted,durable-tests/lambda-selfhosted}"
     export AWS_ACCESS_KEY_ID=test
     export AWS_SECRET_ACCESS_KEY=test
     export AWS_REGION=us-east-1

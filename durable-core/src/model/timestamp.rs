@@ -42,6 +42,12 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(ms))
     }
 
+    /// This timestamp plus a duration (saturating, to the millisecond).
+    #[must_use]
+    pub fn plus(self, d: std::time::Duration) -> Self {
+        self.plus_millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
     /// This timestamp plus whole seconds (saturating).
     #[must_use]
     pub const fn plus_seconds(self, s: i64) -> Self {

@@ -32,7 +32,9 @@ use crate::model::{
     ExecutionStatus, GetDurableExecutionHistoryResponse, GetDurableExecutionResponse, InvocationStatus,
     ListDurableExecutionsResponse, Operation, OperationStatus, OperationType, OperationUpdate, Timestamp,
 };
-use crate::store::{Commit, ExecutionRecord, InvokedBy, ListQuery, NewExecution, Store, StoreError, StoredOperation};
+use crate::store::{
+    Commit, DueExecution, ExecutionRecord, InvokedBy, ListQuery, NewExecution, Store, StoreError, StoredOperation,
+};
 
 /// Settings of a [`CheckpointService`].
 #[derive(Debug, Clone)]
@@ -1343,6 +1345,13 @@ impl CheckpointService {
     /// Executions due for an invocation now.
     pub async fn due_executions(&self, limit: usize) -> Result<Vec<String>, ServiceError> {
         Ok((*self.store).due_executions(self.clock.now(), limit).await?.into_iter().map(|d| d.arn).collect())
+    }
+
+    /// The executions due at `at` (a wake-up, a retry or a lease at or before it), earliest
+    /// first, with their wake-up times: a sweep's view ("due for at least a grace period")
+    /// and a worker's next wake-up (`at` far ahead, `limit` 1).
+    pub async fn due_at(&self, at: Timestamp, limit: usize) -> Result<Vec<DueExecution>, ServiceError> {
+        Ok((*self.store).due_executions(at, limit).await?)
     }
 
     /// A [`Checkpointer`] that sends the engine's checkpoints to this service.

@@ -44,115 +44,50 @@
 //! else `INFO`.
 
 mod convert;
+mod event;
 mod managed;
+#[cfg(feature = "lambda-selfhosted")]
 pub mod selfhosted;
 
 use std::rc::Rc;
+use std::time::{Duration, SystemTime};
 
 use durable_core::Handler;
 use durable_core::checkpoint::Checkpointer;
-use durable_core::model::DurableExecutionInvocationInput;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
+#[cfg(feature = "lambda-selfhosted")]
 use tokio::sync::OnceCell;
 
+/// The pinned SQS crate (self-hosted mode's wake-ups).
+#[cfg(feature = "lambda-selfhosted")]
+pub use aws_sdk_sqs;
+pub use event::{
+    CallbackAction, DurableEvent, INVALID_EVENT_ERROR_TYPE, INVALID_INPUT_ERROR_TYPE, NOT_CONFIGURED_ERROR_TYPE,
+    SelfHostedEvent, SqsMessage, UNKNOWN_FUNCTION_ERROR_TYPE, UNRECOGNISED_EVENT_ERROR_TYPE,
+};
 pub use managed::{ManagedCheckpointer, RETRY_ERROR_TYPE, invoke_managed};
-pub use selfhosted::{Invocation, SelfHosted, SelfHostedEvent, SqsMessage};
+#[cfg(feature = "lambda-selfhosted")]
+pub use selfhosted::SelfHosted;
 /// The pinned AWS crates, so a binary that configures its own client uses the same
 /// versions.
-pub use {aws_config, aws_sdk_lambda, aws_sdk_sqs, lambda_runtime};
+pub use {aws_config, aws_sdk_lambda, lambda_runtime};
 
-/// The error type of the answer to an event this binary does not understand.
-pub const UNRECOGNISED_EVENT_ERROR_TYPE: &str = "Durable.UnrecognisedEvent";
-
-/// The error type of the answer to a durable invocation input that does not parse.
-pub const INVALID_INPUT_ERROR_TYPE: &str = "Durable.InvalidInvocationInput";
-
-/// The error type of the answer to an invocation of a function this binary does not host.
-pub const UNKNOWN_FUNCTION_ERROR_TYPE: &str = "Durable.UnknownFunction";
-
-/// The fields that make an event a managed durable invocation.
-const MANAGED_FIELDS: [&str; 3] = ["DurableExecutionArn", "CheckpointToken", "InitialExecutionState"];
-
-/// An event, as the entry point understands it.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum DurableEvent {
-    /// AWS Lambda's durable invocation input (managed mode).
-    Managed(Box<DurableExecutionInvocationInput>),
-    /// A self-hosted event (an object with a `durable` field).
-    SelfHosted(SelfHostedEvent),
-    /// An SQS batch (an event source mapping): each body is a self-hosted event.
-    Sqs(Vec<SqsMessage>),
+/// What self-hosted mode knows about the Lambda invocation it serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation<'a> {
+    /// The Lambda function's name (which handler runs; which function executions belong to).
+    pub function_name: &'a str,
+    /// The invoked function's ARN (region and account of new executions' ARNs).
+    pub function_arn: Option<&'a str>,
+    /// When Lambda kills the invocation.
+    pub deadline: Option<SystemTime>,
 }
 
-impl DurableEvent {
-    /// Reads an event. An object with all of `DurableExecutionArn`, `CheckpointToken` and
-    /// `InitialExecutionState` is a managed invocation (and must parse as one); an object
-    /// with a `durable` field is a self-hosted event (and must parse as one); an object
-    /// with `Records` from `aws:sqs` is an SQS batch; anything else is refused, naming what
-    /// was expected.
-    pub fn parse(event: Value) -> Result<DurableEvent, Diagnostic> {
-        let is_managed = event.as_object().is_some_and(|o| MANAGED_FIELDS.iter().all(|f| o.contains_key(*f)));
-        if is_managed {
-            return serde_json::from_value(event).map(|i| DurableEvent::Managed(Box::new(i))).map_err(|e| Diagnostic {
-                error_type: INVALID_INPUT_ERROR_TYPE.to_owned(),
-                error_message: format!("the durable invocation input does not parse: {e}"),
-            });
-        }
-        if event.as_object().is_some_and(|o| o.contains_key("durable")) {
-            return serde_json::from_value(event).map(DurableEvent::SelfHosted).map_err(|e| Diagnostic {
-                error_type: selfhosted::INVALID_EVENT_ERROR_TYPE.to_owned(),
-                error_message: format!(
-                    "the self-hosted event does not parse: {e} (expected {{\"durable\": \"start\" | \"resume\" | \
-                     \"callback\" | \"sweep\" | \"get\" | \"history\", ...}})"
-                ),
-            });
-        }
-        if let Some(records) = event.get("Records").and_then(Value::as_array)
-            && !records.is_empty()
-            && records.iter().all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
-        {
-            let records = records.clone();
-            return records
-                .into_iter()
-                .map(serde_json::from_value)
-                .collect::<Result<Vec<SqsMessage>, _>>()
-                .map(DurableEvent::Sqs)
-                .map_err(|e| Diagnostic {
-                    error_type: selfhosted::INVALID_EVENT_ERROR_TYPE.to_owned(),
-                    error_message: format!("the SQS event does not parse: {e}"),
-                });
-        }
-        Err(Diagnostic {
-            error_type: UNRECOGNISED_EVENT_ERROR_TYPE.to_owned(),
-            error_message: format!(
-                "this durable function expected AWS Lambda's durable invocation input (an object with {}), as the \
-                 service sends to a function created with DurableConfig, or a self-hosted event (an object with \
-                 a \"durable\" field, or an SQS batch of them); it received {}",
-                MANAGED_FIELDS.join(", "),
-                describe_event(&event)
-            ),
-        })
-    }
-}
-
-/// What an event looks like, in a few words (its keys, not its data: events may hold
-/// secrets).
-fn describe_event(event: &Value) -> String {
-    match event {
-        Value::Object(o) if o.is_empty() => "an empty object".to_owned(),
-        Value::Object(o) => {
-            let mut keys: Vec<&str> = o.keys().map(String::as_str).take(10).collect();
-            keys.sort_unstable();
-            let more = if o.len() > keys.len() { ", ..." } else { "" };
-            format!("an object with the keys {}{more}", keys.join(", "))
-        }
-        Value::Array(_) => "an array".to_owned(),
-        Value::String(_) => "a string".to_owned(),
-        Value::Number(_) => "a number".to_owned(),
-        Value::Bool(_) => "a boolean".to_owned(),
-        Value::Null => "null".to_owned(),
+impl Invocation<'_> {
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or_default())
     }
 }
 
@@ -176,6 +111,7 @@ pub struct Functions {
     named: Vec<(String, Box<dyn Handler>)>,
     lambda_client: Option<aws_sdk_lambda::Client>,
     checkpointer: Option<Rc<dyn Checkpointer>>,
+    #[cfg(feature = "lambda-selfhosted")]
     self_hosted: OnceCell<Option<Rc<SelfHosted>>>,
 }
 
@@ -213,16 +149,18 @@ impl Functions {
         self
     }
 
-    /// Checkpoints (managed mode) through `checkpointer` instead of the Lambda API: for
-    /// tests, which can hand the entry point a self-hosted service's checkpointer.
+    /// Checkpoints (managed mode) through `checkpointer` instead of the Lambda API: the
+    /// unit tests hand the entry point a test runner's service.
+    #[cfg(test)]
     #[must_use]
-    pub fn checkpointer(mut self, checkpointer: Rc<dyn Checkpointer>) -> Self {
+    pub(crate) fn checkpointer(mut self, checkpointer: Rc<dyn Checkpointer>) -> Self {
         self.checkpointer = Some(checkpointer);
         self
     }
 
     /// Serves self-hosted events with `self_hosted` instead of configuring it from the
     /// environment (`DURABLE_TABLE`, `DURABLE_QUEUE_URL`) on the first one.
+    #[cfg(feature = "lambda-selfhosted")]
     #[must_use]
     pub fn self_hosted(self, self_hosted: SelfHosted) -> Self {
         let _ = self.self_hosted.set(Some(Rc::new(self_hosted)));
@@ -262,11 +200,20 @@ impl Functions {
     pub async fn handle_invocation(&self, event: Value, inv: &Invocation<'_>) -> Result<Value, Diagnostic> {
         let function_name = inv.function_name;
         match DurableEvent::parse(event)? {
+            #[cfg(feature = "lambda-selfhosted")]
             DurableEvent::SelfHosted(event) => self.self_hosted_mode().await?.handle(self, inv, event).await,
+            #[cfg(feature = "lambda-selfhosted")]
             DurableEvent::Sqs(messages) => {
                 let mode = self.self_hosted_mode().await?;
                 Ok(selfhosted::handle_sqs(&mode, self, inv, messages).await)
             }
+            #[cfg(not(feature = "lambda-selfhosted"))]
+            DurableEvent::SelfHosted(_) | DurableEvent::Sqs(_) => Err(Diagnostic {
+                error_type: NOT_CONFIGURED_ERROR_TYPE.to_owned(),
+                error_message: "this binary was built without self-hosted mode (the `lambda-selfhosted` feature): it \
+                                serves only AWS's durable invocations"
+                    .to_owned(),
+            }),
             DurableEvent::Managed(input) => {
                 let handler = self.handler_for(function_name)?;
                 let checkpointer = match &self.checkpointer {
@@ -283,6 +230,7 @@ impl Functions {
     }
 
     /// Self-hosted mode, configured from the environment on first use.
+    #[cfg(feature = "lambda-selfhosted")]
     async fn self_hosted_mode(&self) -> Result<Rc<SelfHosted>, Diagnostic> {
         let mode = self.self_hosted.get_or_init(|| async { SelfHosted::from_env().await.map(Rc::new) }).await;
         mode.clone().ok_or_else(|| Diagnostic {
@@ -378,7 +326,5 @@ pub(crate) fn describe(err: &dyn std::error::Error) -> String {
     text
 }
 
-#[cfg(test)]
-mod selfhosted_tests;
 #[cfg(test)]
 mod tests;

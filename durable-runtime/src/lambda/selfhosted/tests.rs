@@ -15,8 +15,9 @@ use durable_core::testing::TestRunner;
 use durable_core::{DurableContext, Error, handler};
 use serde_json::{Value, json};
 
-use super::selfhosted::{DEADLINE_ERROR_TYPE, INVALID_EVENT_ERROR_TYPE, MAX_QUEUE_DELAY, Wakeups};
+use super::wakeups::function_of;
 use super::*;
+use crate::lambda::*;
 
 /// What the function sent: `(None, event, delay)` to its queue, `(Some(function), event, 0)`
 /// as an asynchronous invoke.
@@ -371,13 +372,12 @@ async fn an_sqs_batch_runs_each_message_and_reports_transient_failures() {
 #[tokio::test(flavor = "current_thread")]
 async fn self_hosted_events_without_a_table_say_what_to_configure() {
     // No DURABLE_TABLE in the test environment.
-    if std::env::var_os(super::selfhosted::TABLE_VAR).is_some() || std::env::var_os("DURABLE_DYNAMODB_TABLE").is_some()
-    {
+    if std::env::var_os(TABLE_VAR).is_some() || std::env::var_os("DURABLE_DYNAMODB_TABLE").is_some() {
         return;
     }
     let functions = Functions::new().handler(handler(order));
     let err = functions.handle(json!({"durable": "sweep"}), "orders").await.unwrap_err();
-    assert_eq!(err.error_type, super::selfhosted::NOT_CONFIGURED_ERROR_TYPE);
+    assert_eq!(err.error_type, NOT_CONFIGURED_ERROR_TYPE);
     assert!(err.error_message.contains("DURABLE_TABLE"), "{}", err.error_message);
 }
 
@@ -519,4 +519,24 @@ async fn a_wait_beyond_the_relay_horizon_is_left_to_the_sweep() {
     let sent = f.outbox.take();
     let out = f.send("naps", serde_json::to_value(&sent[0].1).unwrap()).await.unwrap();
     assert_eq!(out["status"], "SUCCEEDED");
+}
+
+#[test]
+fn function_names_come_out_of_execution_arns() {
+    assert_eq!(
+        function_of("arn:aws:lambda:us-east-1:1:function:lambda-order:$LATEST/durable-execution/o-1/abc"),
+        "lambda-order"
+    );
+    assert_eq!(function_of("arn:aws:lambda:us-east-1:1:function:child"), "child");
+    assert_eq!(function_of("child:live"), "child");
+    assert_eq!(function_of("child"), "child");
+}
+
+#[test]
+fn a_payload_the_store_cannot_hold_is_dropped_not_retried() {
+    let too_large = service_error(ServiceError::Store(StoreError::TooLarge("a record of 70 MiB".into())));
+    assert_eq!(too_large.error_type, INVALID_EVENT_ERROR_TYPE, "{too_large:?}");
+    assert!(too_large.error_message.starts_with("RequestTooLargeException"), "{too_large:?}");
+    let throttled = service_error(ServiceError::Store(StoreError::backend("throttled", true)));
+    assert_eq!(throttled.error_type, TRANSIENT_ERROR_TYPE, "{throttled:?}");
 }
