@@ -17,12 +17,12 @@ use super::child::ChildContext;
 use super::{DurableContext, Name, StepContext};
 use crate::engine::{Call, Engine, Lifecycle, Next, drive};
 use crate::error::{Error, ErrorKind};
-use crate::model::{CallbackOptions, ErrorObject, Operation, OperationStatus, OperationType, OperationUpdate, SubType};
+use crate::model::{
+    CallbackOptions, ErrorObject, MAX_CALLBACK_SECONDS, Operation, OperationStatus, OperationType, OperationUpdate,
+    SubType,
+};
 use crate::retry::RetryStrategy;
 use crate::serdes::{Json, Serdes};
-
-/// The longest callback timeout or heartbeat timeout the protocol accepts, in seconds.
-const MAX_CALLBACK_SECONDS: u64 = 99_999_999;
 
 /// A callback being created; await it to get the [`Callback`]. Created by
 /// [`DurableContext::create_callback`].
@@ -76,7 +76,7 @@ impl DurableContext {
 /// whole seconds: a fraction of a second is refused, not rounded.
 fn seconds(d: Option<Duration>, what: &str) -> Result<u32, Error> {
     let Some(d) = d else { return Ok(0) };
-    if d.subsec_nanos() != 0 || d.as_secs() > MAX_CALLBACK_SECONDS {
+    if d.subsec_nanos() != 0 || d.as_secs() > u64::from(MAX_CALLBACK_SECONDS) {
         return Err(Error::validation(format!(
             "a callback {what} of {d:?}: it lasts a whole number of seconds, at most {MAX_CALLBACK_SECONDS} (0 for \
              none)"

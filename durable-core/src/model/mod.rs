@@ -25,6 +25,9 @@ pub use timestamp::Timestamp;
 
 /// The longest wait or retry delay the protocol accepts, in seconds (366 days).
 pub const MAX_DELAY_SECONDS: u32 = 31_622_400;
+
+/// The longest callback timeout or heartbeat timeout the protocol accepts, in seconds.
+pub const MAX_CALLBACK_SECONDS: u32 = 99_999_999;
 pub use update::{
     CallbackOptions, ChainedInvokeOptions, ContextOptions, OperationAction, OperationUpdate, StepOptions, WaitOptions,
 };

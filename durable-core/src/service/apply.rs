@@ -5,44 +5,18 @@ use std::sync::Arc;
 
 use foldhash::HashMap;
 
+use super::callback;
+use super::events::op_event;
+use super::invoke;
 use super::state::ExecState;
+use super::txn::Write;
 use crate::checkpoint::Limits;
 use crate::model::{
-    CallbackDetails, ContextDetails, ErrorObject, Event, EventDetails, EventInput, EventType, MAX_DELAY_SECONDS,
-    Operation, OperationAction, OperationStatus, OperationType, OperationUpdate, RetryDetails, StepDetails, SubType,
-    Timestamp, WaitDetails, validate_name, validate_operation_id,
+    CallbackDetails, ContextDetails, ErrorObject, EventDetails, EventInput, EventType, MAX_CALLBACK_SECONDS,
+    MAX_DELAY_SECONDS, Operation, OperationAction, OperationStatus, OperationType, OperationUpdate, RetryDetails,
+    StepDetails, SubType, Timestamp, WaitDetails, validate_name, validate_operation_id,
 };
 use crate::store::{ExecutionRecord, OperationMeta, StoredOperation};
-
-/// The outcome of applying a batch to a working copy.
-pub(crate) struct Applied {
-    pub(crate) record: ExecutionRecord,
-    /// The operations the batch created or changed, in first-touched order.
-    pub(crate) touched: Vec<StoredOperation>,
-    pub(crate) events: Vec<Event>,
-}
-
-/// Builds a history event about an operation.
-pub(crate) fn op_event(
-    record: &mut ExecutionRecord,
-    t: EventType,
-    now: Timestamp,
-    op: &Operation,
-    details: EventDetails,
-) -> Event {
-    let e = Event {
-        event_type: t,
-        event_id: record.next_event_id,
-        event_timestamp: now,
-        id: Some(op.id.clone()),
-        name: op.name.clone(),
-        parent_id: op.parent_id.clone(),
-        sub_type: op.sub_type.clone(),
-        details,
-    };
-    record.next_event_id += 1;
-    e
-}
 
 fn invalid(message: String) -> ErrorObject {
     ErrorObject::new("InvalidParameterValueException", message)
@@ -80,14 +54,15 @@ fn check_sizes(u: &OperationUpdate, limits: &Limits) -> Result<(), String> {
     Ok(())
 }
 
-/// Validates and applies `updates` on top of `state` without changing it. All or nothing:
-/// the first invalid update refuses the whole batch.
-pub(crate) fn apply_batch(
+/// Validates and applies `updates` on top of `state` without changing it, into the write
+/// that records them: the operations the batch created or changed, in first-touched order,
+/// and their events. All or nothing: the first invalid update refuses the whole batch.
+pub(super) fn apply_batch(
     state: &ExecState,
     updates: &[OperationUpdate],
     now: Timestamp,
     limits: &Limits,
-) -> Result<Applied, ErrorObject> {
+) -> Result<Write, ErrorObject> {
     let mut record = state.record.clone();
     record.version += 1;
     // The operations this batch touched, in first-touched order, with the last action
@@ -207,8 +182,8 @@ pub(crate) fn apply_batch(
             }
         }
     }
-    let touched = touched.into_iter().map(|(t, _)| t).collect();
-    Ok(Applied { record, touched, events })
+    let ops = touched.into_iter().map(|(t, _)| t).collect();
+    Ok(Write { record, ops, events })
 }
 
 type Transition = (Operation, OperationMeta, Option<(EventType, EventDetails)>);
@@ -251,9 +226,6 @@ fn transition(
     Ok((op, meta, event))
 }
 
-/// The longest callback timeout or heartbeat timeout, in seconds.
-pub(crate) const MAX_CALLBACK_SECONDS: u32 = 99_999_999;
-
 /// START of a CALLBACK (the service makes its id and deadlines) or of a CHAINED_INVOKE
 /// (the service names the child execution it will start).
 fn start_external(u: &OperationUpdate, now: Timestamp, record: &ExecutionRecord) -> Result<Transition, String> {
@@ -266,7 +238,7 @@ fn start_external(u: &OperationUpdate, now: Timestamp, record: &ExecutionRecord)
         if timeout > MAX_CALLBACK_SECONDS || heartbeat > MAX_CALLBACK_SECONDS {
             return Err(format!("callback timeouts must be 0 to {MAX_CALLBACK_SECONDS} seconds"));
         }
-        let callback_id = super::callback::make_id(&record.arn, &u.id);
+        let callback_id = callback::make_id(&record.arn, &u.id);
         op.callback_details =
             Some(Box::new(CallbackDetails { callback_id: Some(callback_id.clone()), ..CallbackDetails::default() }));
         if timeout > 0 {
@@ -289,7 +261,7 @@ fn start_external(u: &OperationUpdate, now: Timestamp, record: &ExecutionRecord)
         return Err("ChainedInvokeOptions.FunctionName must not be empty".to_owned());
     }
     op.chained_invoke_details = Some(Box::default());
-    let child = super::invoke::child_arn(record, &u.id, &options.function_name);
+    let child = invoke::child_arn(record, &u.id, &options.function_name);
     meta.child_arn = Some(child.clone());
     meta.invoke_function = Some(options.function_name.as_str().into());
     meta.invoke_input.clone_from(&u.payload);
@@ -457,19 +429,4 @@ fn transition_op(
         OperationType::Callback | OperationType::ChainedInvoke => Err(illegal()),
         OperationType::Execution => unreachable!("handled by the caller"),
     }
-}
-
-/// The `ExecutionStarted` event.
-pub(crate) fn execution_started(record: &mut ExecutionRecord, exec_op: &Operation, now: Timestamp) -> Event {
-    let details = EventDetails {
-        input: Some(EventInput {
-            payload: exec_op.execution_details.as_ref().and_then(|d| d.input_payload.clone()),
-            truncated: Some(false),
-        }),
-        execution_timeout: Some(record.timeout_seconds),
-        ..EventDetails::default()
-    };
-    let mut e = op_event(record, EventType::ExecutionStarted, now, exec_op, details);
-    e.name = Some(record.name.clone());
-    e
 }

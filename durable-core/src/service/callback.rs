@@ -6,9 +6,11 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::apply::op_event;
+use super::CheckpointService;
+use super::error::ServiceError;
+use super::events::op_event;
 use super::state::ExecState;
-use super::{Change, CheckpointService, ServiceError};
+use super::txn::{Change, Write};
 use crate::model::{CallbackDetails, ErrorObject, EventDetails, EventType, OperationStatus, OperationType, Timestamp};
 use crate::store::StoredOperation;
 
@@ -45,10 +47,6 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn invalid(message: String) -> ServiceError {
-    ServiceError::InvalidParameter(ErrorObject::new("InvalidParameterValueException", message))
-}
-
 /// How an outside party completes a callback.
 enum Completion {
     Success(Option<String>),
@@ -74,7 +72,7 @@ impl CheckpointService {
             if self.config.require_json_callback_results
                 && let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(r)
             {
-                return Err(invalid(format!(
+                return Err(ServiceError::invalid(format!(
                     "the callback result must be JSON text (a string needs its quotes: \"text\"), and this is \
                      not: {e}"
                 )));
@@ -116,34 +114,32 @@ impl CheckpointService {
 
     async fn complete_callback(&self, callback_id: &str, how: Completion) -> Result<(), ServiceError> {
         let (arn, op_id) = parse_id(callback_id)
-            .ok_or_else(|| invalid("the callback id is malformed: it was not issued by this service".to_owned()))?;
+            .ok_or_else(|| ServiceError::invalid("the callback id is malformed: it was not issued by this service"))?;
         let how = &how;
         let result = self
             .mutate(&arn, &mut |state: &ExecState, now: Timestamp| {
                 let Some(stored) = state.ops.get(op_id.as_str()) else {
-                    return Err(invalid("the callback id names no callback of this execution".to_owned()));
+                    return Err(ServiceError::invalid("the callback id names no callback of this execution"));
                 };
                 let op = &stored.operation;
                 let issued = op.callback_details.as_ref().and_then(|d| d.callback_id.as_deref()).unwrap_or("");
                 if op.op_type != OperationType::Callback || !same(issued, callback_id) {
-                    return Err(invalid(
-                        "the callback id does not match the callback it names (forged or stale)".to_owned(),
+                    return Err(ServiceError::invalid(
+                        "the callback id does not match the callback it names (forged or stale)",
                     ));
                 }
                 if op.status != OperationStatus::Started {
-                    return Err(invalid(format!(
+                    return Err(ServiceError::invalid(format!(
                         "the callback is already {}; it cannot be completed again",
                         op.status
                     )));
                 }
-                let mut record = state.record.clone();
-                record.version += 1;
+                let mut write = Write::on(state);
                 let mut next = StoredOperation {
                     seq: stored.seq,
                     operation: Arc::clone(&stored.operation),
                     meta: stored.meta.clone(),
                 };
-                let mut events = Vec::new();
                 match how {
                     Completion::Heartbeat => {
                         let Some(secs) = stored.meta.heartbeat_seconds else {
@@ -162,8 +158,8 @@ impl CheckpointService {
                             result: payload.clone(),
                             error: None,
                         }));
-                        events.push(op_event(
-                            &mut record,
+                        write.events.push(op_event(
+                            &mut write.record,
                             EventType::CallbackSucceeded,
                             now,
                             o,
@@ -179,8 +175,8 @@ impl CheckpointService {
                             result: None,
                             error: Some(error.clone()),
                         }));
-                        events.push(op_event(
-                            &mut record,
+                        write.events.push(op_event(
+                            &mut write.record,
                             EventType::CallbackFailed,
                             now,
                             o,
@@ -188,21 +184,18 @@ impl CheckpointService {
                         ));
                     }
                 }
+                write.ops.push(next);
                 let finished = !matches!(how, Completion::Heartbeat);
-                Ok(Some(Change {
-                    record,
-                    ops: vec![next],
-                    events,
-                    wake: finished,
-                    notify: finished.then(|| op_id.as_str().into()),
-                }))
+                Ok(Some(Change { write, wake: finished, notify: finished.then(|| op_id.as_str().into()) }))
             })
             .await;
         match result {
             Err(ServiceError::InvalidParameter(e)) if e.error_type.as_deref() == Some("ResourceNotFoundException") => {
-                Err(invalid("the callback id names an execution this service does not have".to_owned()))
+                Err(ServiceError::invalid("the callback id names an execution this service does not have"))
             }
-            Err(ServiceError::NotRunning(m)) => Err(invalid(format!("the callback's execution has ended: {m}"))),
+            Err(ServiceError::NotRunning(m)) => {
+                Err(ServiceError::invalid(format!("the callback's execution has ended: {m}")))
+            }
             other => other,
         }
     }

@@ -12,16 +12,26 @@ use crate::store::{ExecutionRecord, Store, StoreResult, StoredOperation};
 /// Why a timer exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TimerKind {
+    /// A started wait reaches its scheduled end.
     WaitEnds,
+    /// A step's retry delay passes: it becomes ready for its next attempt.
     RetryReady,
+    /// A callback's overall timeout passes.
     CallbackTimeout,
+    /// A callback's heartbeat timeout passes without a heartbeat.
     CallbackHeartbeat,
 }
 
+/// One execution as the service caches it: what the store holds, indexed for the
+/// questions plans ask (an operation by id, pages in creation order, the next timer).
 pub(crate) struct ExecState {
+    /// The execution's record, as last committed.
     pub(crate) record: ExecutionRecord,
+    /// Operations by id.
     pub(crate) ops: HashMap<Arc<str>, StoredOperation>,
+    /// The same operations in creation order (their sequence numbers), for paging.
     pub(crate) by_seq: BTreeMap<u64, Arc<Operation>>,
+    /// Every pending timer, earliest first.
     pub(crate) timers: BTreeSet<(Timestamp, Arc<str>, TimerKind)>,
     /// Steps whose retry timer fired and that wait for their next attempt.
     pub(crate) ready: BTreeSet<Arc<str>>,
@@ -64,6 +74,7 @@ fn is_external_wait(op: &Operation) -> bool {
 }
 
 impl ExecState {
+    /// The execution of `record` with every operation the store holds for it.
     pub(crate) async fn load(store: &dyn Store, record: ExecutionRecord) -> StoreResult<ExecState> {
         let mut state = ExecState {
             record,

@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::model::{ContextOptions, OperationAction as A, OperationType as T, StepOptions, SubType, WaitOptions};
+use crate::model::{
+    CheckpointDurableExecutionResponse, ContextOptions, DurableExecutionInvocationOutput, ErrorObject, EventType,
+    ExecutionStatus, OperationAction as A, OperationStatus, OperationType as T, OperationUpdate, StepOptions, SubType,
+    Timestamp, WaitOptions,
+};
 use crate::store::MemoryStore;
 
 fn service() -> (Arc<CheckpointService>, ManualClock) {
@@ -381,4 +385,58 @@ async fn oversized_payloads_are_refused() {
         }
     }
     assert_eq!(svc.operations(&arn).await.unwrap().len(), 1, "only the EXECUTION operation");
+}
+
+/// A second service on the same store, as another process would run it.
+fn other_process(svc: &CheckpointService) -> CheckpointService {
+    CheckpointService::with_config(svc.store().clone(), svc.clock().clone(), ServiceConfig::default())
+}
+
+/// Starts a callback in the running invocation; returns its id and the next token.
+async fn callback_started(svc: &CheckpointService, arn: &str, token: &str) -> (String, String) {
+    let r = svc.checkpoint(arn, token, &[upd("cb", T::Callback, A::Start)]).await.unwrap();
+    let details = r.new_execution_state.operations[0].callback_details.as_ref().unwrap();
+    (details.callback_id.clone().unwrap(), r.checkpoint_token.unwrap())
+}
+
+#[tokio::test]
+async fn a_checkpoint_that_lost_to_another_process_hears_of_its_change() {
+    let (a, _) = service();
+    let b = other_process(&a);
+    let (arn, t) = started(&a).await;
+    let (id, t) = callback_started(&a, &arn, &t).await;
+    b.callback_success(&id, Some("7".into())).await.unwrap();
+    // `a` still caches the callback as started: its commit loses, and the batch is applied
+    // again on what the store holds, with the callback reported as changed.
+    let r = a.checkpoint(&arn, &t, &[upd("s", T::Step, A::Start)]).await.unwrap();
+    let cb = r.new_execution_state.operations.iter().find(|o| &*o.id == "cb").expect("the callback is reported");
+    assert_eq!(cb.status, OperationStatus::Succeeded);
+    assert!(b.operations(&arn).await.unwrap().iter().any(|o| &*o.id == "s"), "the batch was applied");
+}
+
+#[tokio::test]
+async fn an_end_that_lost_to_another_process_keeps_its_change() {
+    let (a, clock) = service();
+    let b = other_process(&a);
+    let (arn, t) = started(&a).await;
+    let (id, t) = callback_started(&a, &arn, &t).await;
+    b.callback_success(&id, Some("7".into())).await.unwrap();
+    // Reloaded as it is, the execution waits on nothing: the completion made elsewhere is
+    // what makes it due at once instead of failed for returning PENDING.
+    let rec =
+        a.end_invocation(&arn, &t, InvocationEnd::Output(DurableExecutionInvocationOutput::pending())).await.unwrap();
+    assert_eq!(rec.status, ExecutionStatus::Running);
+    assert_eq!(rec.wake_at, Some(clock.now()));
+}
+
+#[tokio::test]
+async fn a_stale_cache_is_reloaded_when_its_commit_loses() {
+    let (a, _) = service();
+    let b = other_process(&a);
+    let (arn, _) = started(&a).await;
+    b.stop_execution(&arn, None).await.unwrap();
+    // `a` still caches the execution as running; its commits lose, and the reload says why.
+    assert!(matches!(a.begin_invocation(&arn).await, Err(ServiceError::NotRunning(_))));
+    assert!(matches!(a.stop_execution(&arn, None).await, Err(ServiceError::NotRunning(_))));
+    assert_eq!(a.get_execution(&arn).await.unwrap().status, ExecutionStatus::Stopped);
 }
