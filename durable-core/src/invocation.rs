@@ -127,6 +127,33 @@ pub enum InvokeError {
     /// execution ended meanwhile, `Store(Conflict)` when another invocation began first),
     /// or recording its end.
     Service(ServiceError),
+    /// The invocation ran, but its end could not be recorded (the service's error: the
+    /// store failed): until it is ([`Unended::record`]), the execution is neither due nor
+    /// finished.
+    Unended(Box<Unended>, ServiceError),
+}
+
+/// An invocation that ran but whose end is not recorded yet.
+#[derive(Debug)]
+pub struct Unended {
+    /// The execution.
+    pub arn: String,
+    /// How the invocation came out.
+    pub ran: Ran,
+    token: String,
+    end: InvocationEnd,
+}
+
+impl Unended {
+    /// Tries again to record the end: `Ok` once it is (with the execution's record, or
+    /// `None` when a newer invocation fenced this one off meanwhile).
+    ///
+    /// # Errors
+    ///
+    /// The service's error when it still cannot.
+    pub async fn record(&self, service: &CheckpointService) -> Result<Option<ExecutionRecord>, ServiceError> {
+        end(service, &self.arn, &self.token, &self.end).await
+    }
 }
 
 impl std::fmt::Display for InvokeError {
@@ -134,6 +161,7 @@ impl std::fmt::Display for InvokeError {
         match self {
             InvokeError::NotHosted(function) => write!(f, "no handler is registered for function {function}"),
             InvokeError::Service(e) => e.fmt(f),
+            InvokeError::Unended(_, e) => write!(f, "the end of the invocation could not be recorded: {e}"),
         }
     }
 }
@@ -142,7 +170,7 @@ impl std::error::Error for InvokeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             InvokeError::NotHosted(_) => None,
-            InvokeError::Service(e) => Some(e),
+            InvokeError::Service(e) | InvokeError::Unended(_, e) => Some(e),
         }
     }
 }
@@ -221,15 +249,27 @@ pub async fn invoke(
             return Ok(Invoked { ran, ended: None });
         }
     };
+    match self::end(service, arn, &token, &end).await {
+        Ok(ended) => Ok(Invoked { ran, ended }),
+        Err(error) => Err(InvokeError::Unended(Box::new(Unended { arn: arn.to_owned(), ran, token, end }), error)),
+    }
+}
+
+/// Records an invocation's end: the execution's record, or `None` when a newer invocation
+/// fenced this one off (or the execution ended meanwhile).
+async fn end(
+    service: &CheckpointService,
+    arn: &str,
+    token: &str,
+    end: &InvocationEnd,
+) -> Result<Option<ExecutionRecord>, ServiceError> {
     let mut attempt = 1;
-    let ended = loop {
-        match service.end_invocation(arn, &token, end.clone()).await {
-            Ok(record) => break Some(record),
-            // Fenced off meanwhile: the newer invocation owns the execution.
-            Err(ServiceError::InvalidToken(_) | ServiceError::NotRunning(_)) => break None,
+    loop {
+        match service.end_invocation(arn, token, end.clone()).await {
+            Ok(record) => return Ok(Some(record)),
+            Err(ServiceError::InvalidToken(_) | ServiceError::NotRunning(_)) => return Ok(None),
             Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < END_ATTEMPTS => attempt += 1,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
-    };
-    Ok(Invoked { ran, ended })
+    }
 }

@@ -18,15 +18,17 @@
 //! # Ok(()) }
 //! ```
 
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use durable_core::clock::{Clock, SystemClock};
-use durable_core::invocation::{Handlers, InvokeError, InvokeOptions, Ran, invoke};
+use durable_core::invocation::{Handlers, InvokeError, InvokeOptions, Invoked, Ran, Unended, invoke};
 use durable_core::model::{ExecutionStatus, Timestamp};
 use durable_core::retry::Backoff;
 use durable_core::service::{CheckpointService, ServiceConfig, ServiceError, StartExecution};
@@ -173,13 +175,25 @@ impl LocalRunnerBuilder {
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let service = Arc::new(CheckpointService::with_config(store, self.clock, self.config));
         let wake = Arc::new(Notify::new());
-        // Starts and callback completions wake the worker, whoever made them.
-        let waker = wake.clone();
-        service.on_due(Arc::new(move |_| waker.notify_one()));
+        let ready: Arc<Mutex<Vec<String>>> = Arc::default();
+        // Starts and callback completions hand the worker the execution they made due,
+        // whoever made them: it runs it without reading the store to find it.
+        let (waker, queue) = (wake.clone(), ready.clone());
+        service.on_due(Arc::new(move |arn| {
+            queue.lock().expect("ready lock").push(arn.to_owned());
+            waker.notify_one();
+        }));
+        let ended = Arc::new(Notify::new());
+        let ends = ended.clone();
+        service.on_end(Arc::new(move |_| ends.notify_waiters()));
         LocalRunner {
             service,
             handlers: Arc::new(self.handlers),
             wake,
+            rescan: Arc::default(),
+            ready,
+            ended,
+            unknown: Arc::default(),
             max_concurrency: self.max_concurrency,
             retry_delay: self.retry_delay,
             backoff: StoreBackoff::new(self.store_backoff),
@@ -200,7 +214,18 @@ impl LocalRunnerBuilder {
 pub struct LocalRunner {
     service: Arc<CheckpointService>,
     handlers: Arc<HashMap<String, SharedHandler>>,
+    /// Wakes the worker: something may be due.
     wake: Arc<Notify>,
+    /// Set by [`LocalRunner::wake`]: the worker reads the store for due work at its next
+    /// pass (a change it could not hear of, such as another process's).
+    rescan: Arc<AtomicBool>,
+    /// Executions the service announced due (starts, completed callbacks) or that an
+    /// invocation left due at once: the worker runs them without looking them up.
+    ready: Arc<Mutex<Vec<String>>>,
+    /// Told when an execution ends through the service: `run_until_finished` waits on it.
+    ended: Arc<Notify>,
+    /// Executions of functions no handler is registered for (each logged once).
+    unknown: Arc<Mutex<HashSet<String>>>,
     max_concurrency: usize,
     retry_delay: Duration,
     backoff: StoreBackoff,
@@ -261,6 +286,7 @@ impl LocalRunner {
     /// something the worker does not see (a stop flag, a store written by another
     /// process).
     pub fn wake(&self) {
+        self.rescan.store(true, Ordering::SeqCst);
         self.wake.notify_one();
     }
 
@@ -307,7 +333,6 @@ impl LocalRunner {
                 ..StartExecution::default()
             })
             .await?;
-        self.wake.notify_one();
         Ok(started.arn)
     }
 
@@ -315,65 +340,117 @@ impl LocalRunner {
     /// (or a retry because a checkpoint failed) is reported in [`health`](Self::health); an
     /// invocation without one ends the outage.
     pub async fn invoke(&self, arn: &str) -> Result<Ran, RunnerError> {
+        self.invoke_recorded(arn).await.map(|invoked| invoked.ran)
+    }
+
+    /// [`invoke`](Self::invoke), with the execution's record after the end.
+    async fn invoke_recorded(&self, arn: &str) -> Result<Invoked, RunnerError> {
         let result = self.invoke_once(arn).await;
         match &result {
             // In process, a checkpoint is retried only when the store failed: the service's
             // other refusals fail the execution or revoke the token (and the state pages
             // it is asked for are its own).
-            Ok(Ran::Retry(m)) => self.backoff.failed(m, self.service.clock().now()),
+            Ok(Invoked { ran: Ran::Retry(m), .. }) => self.backoff.failed(m, self.service.clock().now()),
             Ok(_) => self.backoff.succeeded(),
+            Err(RunnerError::UnknownFunction(function)) => {
+                if self.unknown.lock().expect("unknown lock").insert(arn.to_owned()) {
+                    tracing::error!(arn, function, "no handler registered; skipping the execution");
+                }
+                // A caller waiting for it learns that it will not run here.
+                self.ended.notify_waiters();
+            }
             Err(e) => self.note(e),
         }
         result
     }
 
-    async fn invoke_once(&self, arn: &str) -> Result<Ran, RunnerError> {
+    async fn invoke_once(&self, arn: &str) -> Result<Invoked, RunnerError> {
         let record = self.service.get_record(arn).await?;
         let host = Handlers(|r: &ExecutionRecord| self.handlers.get(&*r.function_name).map(|h| &**h as &dyn Handler));
         let options = InvokeOptions { lease: None, retry_delay: self.retry_delay };
         match invoke(&self.service, &host, &record, options).await {
-            Ok(invoked) => Ok(invoked.ran),
+            Ok(invoked) => Ok(invoked),
             Err(InvokeError::NotHosted(function)) => Err(RunnerError::UnknownFunction(function)),
             Err(InvokeError::Service(e)) => Err(e.into()),
+            Err(InvokeError::Unended(unended, error)) => self.record_end(&unended, error.into()).await,
         }
     }
 
-    /// Executions due now, plus (after a restart) those whose invocation was cut short.
-    async fn due(&self, limit: usize, include_interrupted: bool) -> Result<Vec<String>, RunnerError> {
-        let mut due = self.service.due_executions(limit).await?;
+    /// Records the end of an invocation that ran but whose end the store refused, backing
+    /// off while it fails: until then the execution is neither due nor finished, and only
+    /// this task knows how the invocation ended.
+    async fn record_end(&self, unended: &Unended, mut error: RunnerError) -> Result<Invoked, RunnerError> {
+        loop {
+            if store_failure(&error).is_none() {
+                return Err(error);
+            }
+            self.note(&error);
+            if let Some(until) = self.backoff.until() {
+                tokio::time::sleep_until(until).await;
+            }
+            match unended.record(&self.service).await {
+                Ok(ended) => return Ok(Invoked { ran: unended.ran.clone(), ended }),
+                Err(e) => error = e.into(),
+            }
+        }
+    }
+
+    /// The executions due now (at most `limit`), plus (after a restart, or while the store
+    /// fails) those whose invocation was cut short; and when the next one not due yet
+    /// becomes due. One read of the due index serves both.
+    async fn due(&self, limit: usize, include_interrupted: bool) -> Result<Due, RunnerError> {
+        let now = self.service.clock().now();
+        let mut due = Due::default();
+        for d in self.service.due_at(Timestamp::from_millis(i64::MAX), limit).await? {
+            if d.wake_at.as_millis() <= now.as_millis() {
+                due.now.push(d.arn);
+            } else {
+                due.next = Some(d.wake_at);
+                break;
+            }
+        }
+        if due.now.len() >= limit {
+            // More may be due than were read: look again as soon as there is room.
+            due.next = Some(now);
+        }
         if include_interrupted {
             let query = ListQuery { statuses: vec![ExecutionStatus::Running], ..ListQuery::default() };
             for r in self.service.store().list_executions(&query).await? {
-                if r.invocation_started.is_some() && !due.iter().any(|a| **a == *r.arn) {
-                    due.push(r.arn.to_string());
+                if r.invocation_started.is_some() && !due.now.iter().any(|a| **a == *r.arn) {
+                    due.now.push(r.arn.to_string());
                 }
             }
         }
         Ok(due)
     }
 
-    /// When the next execution becomes due, if any is waiting on time.
-    async fn next_wake(&self) -> Result<Option<Timestamp>, RunnerError> {
-        let far = Timestamp::from_millis(i64::MAX);
-        Ok(self.service.due_at(far, 1).await?.first().map(|d| d.wake_at))
-    }
-
     /// Runs the worker until `stop` says so: invokes every due execution (up to the
     /// concurrency limit), sleeps until the next timer or a new start, and repeats. At
     /// startup it picks up executions whose invocation was interrupted by a crash.
-    /// `stop` is checked after every invocation and every wake-up.
+    /// `stop` is checked after every invocation and every wake-up; an invocation in
+    /// progress when it says so is dropped, as if the process stopped there.
     ///
-    /// A store failure does not end the worker: it backs off
-    /// ([`LocalRunnerBuilder::store_backoff`]) and tries again, reporting the outage in
-    /// [`health`](Self::health). While the store fails, each attempt also picks up
-    /// executions whose invocation could not record its end, so none is left behind.
-    /// Other errors end it.
+    /// The worker reads the store for due work only when it has reason to: at startup,
+    /// when the earliest wake-up it knows of comes, after [`wake`](Self::wake), and at
+    /// least once a minute (a change made by another process). Executions this process
+    /// makes due (a start, a completed callback, an invocation that must go on at once)
+    /// are handed to it directly. An idle worker sleeps until its next known wake-up.
+    ///
+    /// A store failure does not end the worker, and does not stop the invocations in
+    /// progress: it backs off ([`LocalRunnerBuilder::store_backoff`]) and tries again,
+    /// reporting the outage in [`health`](Self::health); an invocation whose end could not
+    /// be recorded records it once the store works. While the store fails, each attempt
+    /// also picks up executions whose invocation could not record its end, so none is
+    /// left behind. Other errors end it.
     pub async fn run_worker(&self, mut stop: impl FnMut() -> bool) -> Result<(), RunnerError> {
         let local = tokio::task::LocalSet::new();
         local
             .run_until(async {
-                let running: Rc<std::cell::RefCell<HashSet<String>>> = Rc::default();
-                let unknown: Rc<std::cell::RefCell<HashSet<String>>> = Rc::default();
+                let running: Rc<RefCell<HashSet<String>>> = Rc::default();
+                // Wake-ups learned from invocations that ended (not due at once).
+                let learned: Rc<Cell<Option<Timestamp>>> = Rc::default();
+                let mut next: Option<Timestamp> = None;
+                let mut last_read: Option<tokio::time::Instant> = None;
                 let mut first = true;
                 loop {
                     if stop() {
@@ -388,71 +465,84 @@ impl LocalRunner {
                         }
                         continue;
                     }
+                    let now = self.service.clock().now();
+                    next = earliest(next, learned.take());
                     let in_flight = running.borrow().len();
                     let free = self.max_concurrency.saturating_sub(in_flight);
-                    if free > 0 {
+                    let mut due = std::mem::take(&mut *self.ready.lock().expect("ready lock"));
+                    let failing = self.backoff.is_failing();
+                    let read = first
+                        || failing
+                        || self.rescan.swap(false, Ordering::SeqCst)
+                        || next.is_some_and(|t| t.as_millis() <= now.as_millis())
+                        || last_read.is_none_or(|at| at.elapsed() >= IDLE_RESCAN);
+                    if read && free > 0 {
                         // An invocation whose end could not be recorded is neither due nor
                         // running: look for such executions while the store fails.
-                        let failing = self.backoff.is_failing();
-                        let due = match self.due(free + in_flight, first || failing).await {
-                            Ok(due) => due,
+                        match self.due(free + in_flight, first || failing).await {
+                            Ok(found) => {
+                                due.extend(found.now);
+                                next = found.next;
+                                last_read = Some(tokio::time::Instant::now());
+                            }
                             Err(e) if store_failure(&e).is_some() => {
                                 self.note(&e);
+                                self.ready.lock().expect("ready lock").extend(due);
                                 continue;
                             }
                             Err(e) => return Err(e),
-                        };
-                        let mut started = 0;
-                        for arn in due {
-                            if running.borrow().contains(&arn) || unknown.borrow().contains(&arn) {
-                                continue;
-                            }
-                            started += 1;
-                            running.borrow_mut().insert(arn.clone());
-                            let this = self.clone();
-                            let running = running.clone();
-                            let unknown = unknown.clone();
-                            tokio::task::spawn_local(async move {
-                                match this.invoke(&arn).await {
-                                    Ok(_) => {}
-                                    Err(RunnerError::UnknownFunction(f)) => {
-                                        tracing::error!(
-                                            arn,
-                                            function = f,
-                                            "no handler registered; skipping the execution"
-                                        );
-                                        unknown.borrow_mut().insert(arn.clone());
-                                    }
-                                    // Logged once per back-off by the health instead.
-                                    Err(e) if store_failure(&e).is_some() => {}
-                                    Err(e) => tracing::error!(arn, error = %e, "invocation failed"),
-                                }
-                                running.borrow_mut().remove(&arn);
-                                this.wake.notify_one();
-                            });
-                        }
-                        if failing && started == 0 {
-                            // The store answered and nothing is left to retry.
-                            self.backoff.succeeded();
                         }
                     }
-                    first = false;
-                    let next = match self.next_wake().await {
-                        Ok(next) => next,
-                        Err(e) if store_failure(&e).is_some() => {
-                            self.note(&e);
+                    let mut started = 0;
+                    let mut left = Vec::new();
+                    for arn in due {
+                        if running.borrow().contains(&arn) || self.unknown.lock().expect("unknown lock").contains(&arn)
+                        {
                             continue;
                         }
-                        Err(e) => return Err(e),
-                    };
+                        if running.borrow().len() >= self.max_concurrency {
+                            left.push(arn);
+                            continue;
+                        }
+                        started += 1;
+                        running.borrow_mut().insert(arn.clone());
+                        let (this, running, learned) = (self.clone(), running.clone(), learned.clone());
+                        tokio::task::spawn_local(async move {
+                            match this.invoke_recorded(&arn).await {
+                                Ok(Invoked { ended: Some(record), .. }) => match record.wake_at {
+                                    Some(t) if t.as_millis() <= this.service.clock().now().as_millis() => {
+                                        this.ready.lock().expect("ready lock").push(arn.clone());
+                                    }
+                                    Some(t) => learned.set(earliest(learned.get(), Some(t))),
+                                    None => {}
+                                },
+                                Ok(_) | Err(RunnerError::UnknownFunction(_)) => {}
+                                // Logged once per back-off by the health instead.
+                                Err(e) if store_failure(&e).is_some() => {}
+                                Err(e) => tracing::error!(arn, error = %e, "invocation failed"),
+                            }
+                            running.borrow_mut().remove(&arn);
+                            this.wake.notify_one();
+                        });
+                    }
+                    // Due but over the concurrency limit: next time there is room.
+                    self.ready.lock().expect("ready lock").extend(left);
+                    if failing && read && started == 0 {
+                        // The store answered and nothing is left to retry.
+                        self.backoff.succeeded();
+                    }
+                    first = false;
                     let sleep_for = match next {
                         Some(t) => {
                             let now = self.service.clock().now();
-                            Duration::from_millis((t.as_millis() - now.as_millis()).clamp(0, 60_000) as u64)
+                            Duration::from_millis((t.as_millis() - now.as_millis()).clamp(0, IDLE_RESCAN_MILLIS) as u64)
                         }
-                        None => Duration::from_mins(1),
+                        None => IDLE_RESCAN,
                     };
-                    if sleep_for.is_zero() && free > 0 && running.borrow().is_empty() {
+                    if sleep_for.is_zero()
+                        && running.borrow().is_empty()
+                        && self.ready.lock().expect("ready lock").is_empty()
+                    {
                         // Due but nothing could be started (unknown functions): do not spin.
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
@@ -469,31 +559,53 @@ impl LocalRunner {
     /// Runs the worker until execution `arn` finishes, then returns its record.
     /// Other due executions run meanwhile too. Like [`run_worker`](Self::run_worker), it
     /// waits out a failing store.
+    ///
+    /// It learns of the end from the service (no polling while this process runs the
+    /// execution); a change made by another process is seen within a second.
+    ///
+    /// # Errors
+    ///
+    /// The worker's error if it stops, `UnknownFunction` if no handler here runs the
+    /// execution, or the store's error when the execution cannot be read (for a reason
+    /// other than a failing store).
     pub async fn run_until_finished(&self, arn: &str) -> Result<ExecutionRecord, RunnerError> {
-        let finished = Rc::new(std::cell::Cell::new(false));
-        let flag = finished.clone();
-        let arn_owned = arn.to_owned();
-        let watcher = async move {
-            let result = loop {
-                match self.service.get_record(&arn_owned).await.map_err(RunnerError::from) {
-                    Ok(r) if r.status.is_terminal() => break Ok(()),
+        let finished = Cell::new(false);
+        let watcher = async {
+            loop {
+                let ended = self.ended.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
+                match self.service.get_record(arn).await.map_err(RunnerError::from) {
+                    Ok(r) if r.status.is_terminal() => return Ok(r),
+                    Ok(r) if self.unknown.lock().expect("unknown lock").contains(arn) => {
+                        return Err(RunnerError::UnknownFunction(r.function_name.to_string()));
+                    }
                     Ok(_) => {}
                     Err(e) if store_failure(&e).is_some() => self.note(&e),
-                    Err(e) => break Err(e),
+                    Err(e) => return Err(e),
                 }
-                let poll = tokio::time::Instant::now() + Duration::from_millis(5);
-                tokio::time::sleep_until(self.backoff.until().map_or(poll, |until| until.max(poll))).await;
-            };
-            // Finished, or it never will be here (no such execution): stop the worker.
-            flag.set(true);
-            self.wake.notify_one();
-            result
+                let poll = tokio::time::Instant::now() + WATCH_POLL;
+                let at = self.backoff.until().map_or(poll, |until| until.max(poll));
+                tokio::select! {
+                    () = ended => {}
+                    () = tokio::time::sleep_until(at) => {}
+                }
+            }
         };
         let worker = self.run_worker(|| finished.get());
-        let (w, r) = tokio::join!(worker, watcher);
-        w?;
-        r?;
-        Ok(self.service.get_record(arn).await?)
+        tokio::pin!(worker, watcher);
+        let outcome = tokio::select! {
+            outcome = &mut watcher => outcome,
+            stopped = &mut worker => {
+                // The worker ends only on an error it cannot wait out.
+                stopped?;
+                return Ok(self.service.get_record(arn).await?);
+            }
+        };
+        finished.set(true);
+        self.wake.notify_one();
+        worker.await?;
+        outcome
     }
 
     /// Runs the worker until no execution is due now and none is running: every execution
@@ -504,7 +616,12 @@ impl LocalRunner {
     pub async fn run_until_idle(&self) -> Result<(), RunnerError> {
         let mut first = true;
         loop {
-            let due = self.due(self.max_concurrency, first).await.inspect_err(|e| self.note(e))?;
+            let mut due = self.due(self.max_concurrency, first).await.inspect_err(|e| self.note(e))?.now;
+            for arn in std::mem::take(&mut *self.ready.lock().expect("ready lock")) {
+                if !due.contains(&arn) {
+                    due.push(arn);
+                }
+            }
             first = false;
             let runnable: Vec<_> = {
                 let mut v = Vec::new();
@@ -526,6 +643,33 @@ impl LocalRunner {
                 r?;
             }
         }
+    }
+}
+
+/// The worker reads the store for due work at least this often, for changes it cannot
+/// hear of (another process's).
+const IDLE_RESCAN: Duration = Duration::from_mins(1);
+const IDLE_RESCAN_MILLIS: i64 = 60_000;
+
+/// `run_until_finished` reads the execution at least this often, for an end it cannot
+/// hear of (another process's).
+const WATCH_POLL: Duration = Duration::from_secs(1);
+
+/// What the worker's look at the due index found.
+#[derive(Default)]
+struct Due {
+    /// Due now.
+    now: Vec<String>,
+    /// When the next execution becomes due, if any waits on time.
+    next: Option<Timestamp>,
+}
+
+/// The earlier of two optional times.
+fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if a.as_millis() <= b.as_millis() { a } else { b }),
+        (a, None) => a,
+        (None, b) => b,
     }
 }
 

@@ -14,7 +14,7 @@ use durable_core::model::{ExecutionStatus, Timestamp};
 use durable_core::retry::Jitter;
 use durable_core::{DurableContext, Error, handler};
 use durable_runtime::{Health, LocalRunner};
-use support::{DISK_FULL, FlakyStore, eventually, raw};
+use support::{DISK_FULL, FlakyStore, TokioClock, eventually, raw};
 
 const START: Timestamp = Timestamp::from_millis(1_767_225_600_000);
 
@@ -170,4 +170,140 @@ async fn get_health_answers_503_naming_the_error_while_the_store_fails_and_200_a
     };
     let (worker, ()) = tokio::join!(worker, test);
     worker.unwrap();
+}
+
+/// The write that records an invocation's end fails once (its answer lost): the runner
+/// records that same end again once the store answers, without a restart and without
+/// invoking again: the history has no lost invocation, and the step ran once.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_end_that_could_not_be_recorded_is_recorded_again_without_a_restart() {
+    let store = FlakyStore::new();
+    let runner = LocalRunner::builder()
+        .store(store.clone())
+        .clock(Arc::new(ManualClock::new(START)))
+        .store_backoff(exact_backoff())
+        .register("greet", handler(greet))
+        .build();
+    let arn = runner.start("greet", &"ada", None).await.unwrap();
+    store.fail_invocation_ends(1);
+    let done = tokio::time::timeout(Duration::from_secs(60), runner.run_until_finished(&arn))
+        .await
+        .expect("the execution finishes, although its end was lost once")
+        .unwrap();
+    assert_eq!(done.status, ExecutionStatus::Succeeded);
+    assert_eq!(done.result.as_deref(), Some("\"hello ada\""));
+    assert_eq!(store.failed_commits(), 1, "exactly the end's write failed");
+    let history = runner.service().full_history(&arn).await.unwrap();
+    let invocations: Vec<_> =
+        history.iter().filter(|e| e.event_type == durable_core::model::EventType::InvocationCompleted).collect();
+    assert_eq!(invocations.len(), 1, "one invocation, its end recorded once: {invocations:#?}");
+    assert!(invocations[0].details.error.is_none(), "no invocation was lost: {invocations:#?}");
+    assert_eq!(runner.health(), Health::Healthy);
+}
+
+/// Reads fail (the network to a remote store goes) while an at-most-once step runs: the
+/// worker backs off, but the step is not cancelled: it runs once, is recorded, and the
+/// execution finishes when reads work again.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn failing_reads_neither_stop_the_worker_nor_cancel_a_running_step() {
+    let store = FlakyStore::new();
+    let runs = Arc::new(AtomicU32::new(0));
+    let f = {
+        let (store, runs) = (store.clone(), runs.clone());
+        move |ctx: DurableContext, (): ()| {
+            let (store, runs) = (store.clone(), runs.clone());
+            async move {
+                let paid = ctx
+                    .step("charge", async |_| {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        store.fail_reads(true);
+                        // The worker's look for due work fails meanwhile.
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        Ok(12)
+                    })
+                    .at_most_once()
+                    .await?;
+                ctx.wait("cool-down", Duration::from_secs(3)).await?;
+                Ok::<u32, Error>(paid)
+            }
+        }
+    };
+    let runner = LocalRunner::builder()
+        .store(store.clone())
+        .clock(TokioClock::new(START))
+        .store_backoff(exact_backoff())
+        .register("pay", handler(f))
+        .build();
+    let arn = runner.start("pay", &(), None).await.unwrap();
+    let healer = {
+        let store = store.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            store.fail_reads(false);
+        }
+    };
+    let (done, ()) = tokio::join!(
+        async { tokio::time::timeout(Duration::from_secs(300), runner.run_until_finished(&arn)).await },
+        healer
+    );
+    let done = done.expect("no hang").unwrap();
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:?}");
+    assert_eq!(done.result.as_deref(), Some("12"));
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the at-most-once body ran exactly once");
+}
+
+/// What an execution costs in reads: no polling while it runs; every read has a reason
+/// (a begin's load, a look for due work at a wake-up, `run_until_finished`'s check).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_running_execution_reads_no_more_than_it_writes_plus_a_constant_and_an_idle_worker_once_a_minute() {
+    async fn steps(ctx: DurableContext, n: u32) -> Result<u32, Error> {
+        let mut total = 0;
+        for i in 0..n {
+            total += ctx.step("add", async move |_| Ok(i)).await?;
+        }
+        ctx.wait("pause", Duration::from_secs(2)).await?;
+        for i in 0..n {
+            total += ctx.step("add-again", async move |_| Ok(i)).await?;
+        }
+        Ok(total)
+    }
+    let store = FlakyStore::new();
+    let runner = LocalRunner::builder()
+        .store(store.clone())
+        .clock(TokioClock::new(START))
+        .register("steps", handler(steps))
+        .build();
+    let arn = runner.start("steps", &10u32, None).await.unwrap();
+    let (reads, writes) = (store.reads(), store.commits());
+    let done = runner.run_until_finished(&arn).await.unwrap();
+    assert_eq!(done.result.as_deref(), Some("90"));
+    let (reads, writes) = (store.reads() - reads, store.commits() - writes);
+    assert!(writes >= 3, "{writes} writes");
+    assert!(reads <= writes + 12, "{reads} reads for {writes} writes");
+
+    let before = store.reads();
+    run_worker_for(&runner, Duration::from_mins(10)).await;
+    let idle = store.reads() - before;
+    assert!(idle <= 13, "an idle worker read {idle} times in 10 minutes");
+}
+
+/// An execution of a function no handler here runs: `run_until_finished` says so instead
+/// of waiting for an end that will never come.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn run_until_finished_fails_for_a_function_no_handler_runs() {
+    let runner = LocalRunner::builder().register("greet", handler(greet)).build();
+    let started = runner
+        .service()
+        .start_execution(durable_core::service::StartExecution {
+            function_name: "ghost".into(),
+            input: Some("null".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(60), runner.run_until_finished(&started.arn))
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert!(matches!(err, durable_runtime::RunnerError::UnknownFunction(ref f) if f == "ghost"), "{err:?}");
 }

@@ -111,6 +111,7 @@ pub struct CheckpointService {
     config: ServiceConfig,
     cache: Mutex<HashMap<String, Slot>>,
     due_listener: std::sync::RwLock<Option<DueListener>>,
+    end_listener: std::sync::RwLock<Option<DueListener>>,
 }
 
 /// Called with an execution's ARN when it became due to run now (see
@@ -139,6 +140,7 @@ impl CheckpointService {
             config,
             cache: Mutex::new(HashMap::new()),
             due_listener: std::sync::RwLock::new(None),
+            end_listener: std::sync::RwLock::new(None),
         }
     }
 
@@ -148,6 +150,22 @@ impl CheckpointService {
     /// with time; runners look for them). One listener; a new one replaces the old.
     pub fn on_due(&self, listener: DueListener) {
         *self.due_listener.write().expect("listener lock") = Some(listener);
+    }
+
+    /// Registers the function told when an execution ends through this service (it
+    /// succeeded, failed, timed out or was stopped): a runner waiting for an execution
+    /// learns of its end without polling the store. One listener; a new one replaces the
+    /// old.
+    pub fn on_end(&self, listener: DueListener) {
+        *self.end_listener.write().expect("listener lock") = Some(listener);
+    }
+
+    /// Tells the end listener, if any, that `arn` ended.
+    pub(super) fn announce_end(&self, arn: &str) {
+        let listener = self.end_listener.read().expect("listener lock").clone();
+        if let Some(l) = listener {
+            l(arn);
+        }
     }
 
     /// Tells the listener, if any, that `arn` is due now.

@@ -142,6 +142,10 @@ impl CheckpointService {
             // again and reported again, which the parent ignores. In the other order a
             // failed report would be lost for good, with the parent waiting forever.
             Box::pin(self.report_to_parent(&write.record)).await?;
+            let arn = write.record.arn.clone();
+            self.commit(state, write).await?;
+            self.announce_end(&arn);
+            return Ok(());
         }
         self.commit(state, write).await
     }

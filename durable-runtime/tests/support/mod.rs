@@ -150,7 +150,11 @@ pub fn execution_path(arn: &str, suffix: &str) -> String {
 pub struct FlakyStore {
     inner: MemoryStore,
     failing: AtomicBool,
+    failing_reads: AtomicBool,
+    /// How many of the next commits that record an invocation's end fail.
+    failing_ends: AtomicU64,
     calls: AtomicU64,
+    commits: AtomicU64,
     failed_commits: AtomicU64,
 }
 
@@ -162,6 +166,27 @@ impl FlakyStore {
     /// Turns the outage on or off.
     pub fn fail_commits(&self, on: bool) {
         self.failing.store(on, Ordering::SeqCst);
+    }
+
+    /// Turns failing reads on or off (every call but `commit` and `create_execution`), as a
+    /// remote store's would fail when the network goes.
+    pub fn fail_reads(&self, on: bool) {
+        self.failing_reads.store(on, Ordering::SeqCst);
+    }
+
+    /// Fails the next `n` commits that record the end of an invocation, and only those.
+    pub fn fail_invocation_ends(&self, n: u64) {
+        self.failing_ends.store(n, Ordering::SeqCst);
+    }
+
+    /// Reads so far (every call but commits and creations).
+    pub fn reads(&self) -> u64 {
+        self.calls() - self.commits.load(Ordering::SeqCst)
+    }
+
+    /// Commits so far (refused ones included).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
     }
 
     /// Calls of any kind so far.
@@ -177,6 +202,14 @@ impl FlakyStore {
     fn count(&self) {
         self.calls.fetch_add(1, Ordering::SeqCst);
     }
+
+    fn read(&self) -> StoreResult<()> {
+        self.count();
+        if self.failing_reads.load(Ordering::SeqCst) {
+            return Err(StoreError::backend("connection reset by peer", true));
+        }
+        Ok(())
+    }
 }
 
 /// What the embedded store answers when its disk is full.
@@ -186,18 +219,26 @@ pub const DISK_FULL: &str = "No space left on device (os error 28)";
 impl Store for FlakyStore {
     async fn create_execution(&self, new: NewExecution) -> StoreResult<()> {
         self.count();
+        self.commits.fetch_add(1, Ordering::SeqCst);
         self.inner.create_execution(new).await
     }
     async fn get_execution(&self, arn: &str) -> StoreResult<Option<ExecutionRecord>> {
-        self.count();
+        self.read()?;
         self.inner.get_execution(arn).await
     }
     async fn find_execution(&self, function_name: &str, name: &str) -> StoreResult<Option<ExecutionRecord>> {
-        self.count();
+        self.read()?;
         self.inner.find_execution(function_name, name).await
     }
     async fn commit(&self, commit: Commit) -> StoreResult<()> {
         self.count();
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        let ends = commit.events.iter().any(|e| e.event_type == EventType::InvocationCompleted)
+            && commit.record.invocation_started.is_none();
+        if ends && self.failing_ends.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            self.failed_commits.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::backend("the answer to the write was lost: connection reset", true));
+        }
         if self.failing.load(Ordering::SeqCst) {
             self.failed_commits.fetch_add(1, Ordering::SeqCst);
             return Err(StoreError::backend(format!("cannot append to the journal: {DISK_FULL}"), false));
@@ -205,19 +246,40 @@ impl Store for FlakyStore {
         self.inner.commit(commit).await
     }
     async fn read_operations(&self, arn: &str, after: Option<u64>, limit: usize) -> StoreResult<Vec<StoredOperation>> {
-        self.count();
+        self.read()?;
         self.inner.read_operations(arn, after, limit).await
     }
     async fn read_events(&self, arn: &str, after: u64, limit: usize, reverse: bool) -> StoreResult<Vec<Event>> {
-        self.count();
+        self.read()?;
         self.inner.read_events(arn, after, limit, reverse).await
     }
     async fn due_executions(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<DueExecution>> {
-        self.count();
+        self.read()?;
         self.inner.due_executions(now, limit).await
     }
     async fn list_executions(&self, query: &ListQuery) -> StoreResult<Vec<ExecutionRecord>> {
-        self.count();
+        self.read()?;
         self.inner.list_executions(query).await
+    }
+}
+
+/// A clock that reads Tokio's time (paused in these tests, so it advances as the runtime
+/// auto-advances): waits and back-offs then pass at the same pace for the service and for
+/// the worker's timers.
+pub struct TokioClock {
+    base: Timestamp,
+    origin: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// Tokio's now reads as `base`.
+    pub fn new(base: Timestamp) -> Arc<Self> {
+        Arc::new(TokioClock { base, origin: tokio::time::Instant::now() })
+    }
+}
+
+impl durable_core::clock::Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        self.base.plus(self.origin.elapsed())
     }
 }

@@ -137,7 +137,7 @@ impl SelfHosted {
                     tracing::debug!(execution_arn = arn, "begin lost a race, looking again: {m}");
                     continue;
                 }
-                Err(InvokeError::Service(e)) => return Err(service_error(e)),
+                Err(InvokeError::Service(e) | InvokeError::Unended(_, e)) => return Err(service_error(e)),
                 Err(InvokeError::NotHosted(function)) => {
                     return Err(functions
                         .handler_for(&function)
