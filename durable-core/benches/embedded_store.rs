@@ -13,8 +13,9 @@
 //! Steps per second against the raw fsync rate, alone and 100 executions at a time, are the
 //! throughput benchmark's (`durable-runtime/benches/throughput.rs`). This benchmark also
 //! compared the journal with a redb-backed store on the same workloads; the journal won
-//! (ARCHITECTURE.md has the table) and the redb store was removed: `git checkout 0ef1288`
-//! and `cargo bench -p durable-core --features redb --bench store_compare` run it again.
+//! (`docs/design/embedded-store.md` has the table) and the redb store was removed:
+//! `git checkout 0ef1288` and `cargo bench -p durable-core --features redb --bench
+//! store_compare` run it again.
 //!
 //! ```text
 //! cargo bench -p durable-core --bench embedded_store

@@ -5,7 +5,7 @@
 //!
 //! Every test makes its own table. Tests that build item states by hand (a writer that
 //! died in the middle of a split commit) use the table layout described in
-//! ARCHITECTURE.md ("DynamoDB store").
+//! `docs/design/dynamodb-store.md`.
 
 #![cfg(feature = "dynamodb")]
 
@@ -344,7 +344,7 @@ async fn a_commit_of_more_than_4_mb_is_split_and_lands_whole() {
 }
 
 /// Writes `op` ahead as split commit `cid` of version `version` would (the layout of
-/// ARCHITECTURE.md), leaving the item's committed value as it is.
+/// `docs/design/dynamodb-store.md`), leaving the item's committed value as it is.
 async fn write_ahead(store: &DynamoStore, arn: &str, sk: String, json: String, cid: &str, version: u64) {
     store
         .client()

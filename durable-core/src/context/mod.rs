@@ -42,8 +42,8 @@ pub(crate) type Marker<'a> = std::marker::PhantomData<&'a ()>;
 /// The handle a durable function gets: every durable operation is a method on it.
 ///
 /// Cloning is cheap; clones share the same position in the execution. Each child context
-/// (`run_in_child_context`, and in later operations map items and parallel branches) gets
-/// its own `DurableContext` whose operations are children of that context's operation.
+/// (`run_in_child_context`, each map item and parallel branch) gets its own
+/// `DurableContext` whose operations are children of that context's operation.
 ///
 /// The context is not `Send`: an execution runs on one task, and concurrency inside it
 /// goes through durable operations (child contexts), never through spawned tasks.

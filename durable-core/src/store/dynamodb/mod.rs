@@ -21,7 +21,7 @@
 //! that readers ignore, commits by writing the record (one conditional write: the commit
 //! point), then applies the pending values. Readers resolve a pending value against the
 //! record, so they see all of a split commit or none of it, and whoever finds a committed
-//! but unapplied split finishes it. ARCHITECTURE.md ("DynamoDB store") has the details.
+//! but unapplied split finishes it. `docs/design/dynamodb-store.md` has the details.
 //!
 //! **Payloads.** Strings too long for an item (up to [`DynamoOptions::max_payload_bytes`],
 //! 4 MiB by default) are stored in chunk items of at most 300,000 bytes, written before the

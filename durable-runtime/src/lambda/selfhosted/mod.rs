@@ -15,7 +15,7 @@
 //! (and any that got lost) are found by the sweeper, which lists the executions due at least
 //! [`SelfHosted::sweep_grace`] ago and sends each a `resume` at once. A `resume` of an
 //! execution that is not due (finished, waiting, or running under a live lease) does
-//! nothing, so duplicates are harmless. ARCHITECTURE.md ("Self-hosted Lambda mode") has why.
+//! nothing, so duplicates are harmless. `docs/design/selfhosted-lambda.md` has why.
 //!
 //! **Deadline.** An invocation stops taking new work [`SelfHosted::deadline_margin`] before
 //! the Lambda deadline ([`run_invocation_until`]), lets its checkpoint in flight land, ends
