@@ -1,6 +1,7 @@
 //! The embedded store: the conformance suite, then what only a store on disk can get wrong:
 //! state surviving reopen, torn tails, corruption, the folder lock, rollover, compaction,
-//! group commit and the frame limit. The kill -9 test is in `embedded_crash.rs`.
+//! group commit and the frame limit. The kill -9 test is `tests/tests/crash_journal.rs` (in
+//! durable-tests, whose `crash-journal` binary is the process it kills).
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;

@@ -11,20 +11,38 @@ use async_trait::async_trait;
 use durable_core::checkpoint::{CheckpointError, Checkpointer, Limits};
 use durable_core::engine::{InvocationOutcome, Stopped, run_invocation_until};
 use durable_core::model::{
-    CheckpointDurableExecutionResponse, ErrorObject, EventType, ExecutionState, ExecutionStatus, OperationStatus,
-    OperationUpdate,
+    CheckpointDurableExecutionResponse, ErrorObject, EventType, ExecutionState, ExecutionStatus, OperationAction,
+    OperationStatus, OperationUpdate,
 };
 use durable_core::service::InvocationEnd;
 use durable_core::testing::TestRunner;
 use durable_core::{DurableContext, Error, Handler, handler};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
-/// Forwards to the service, firing `stop` when a batch goes out and holding the batch for
-/// a while before sending it on: the stop signal then arrives with a checkpoint in flight.
+/// Forwards to the service, firing the stop signal when a batch goes out and holding the
+/// batch until the invocation has seen the signal: the signal arrives with a checkpoint in
+/// flight.
 struct StopInFlight {
     inner: Rc<dyn Checkpointer>,
     stop: Arc<Notify>,
+    /// Set by the stop signal once the invocation has polled it ready.
+    seen: Rc<watch::Sender<bool>>,
     batches: Cell<usize>,
+}
+
+impl StopInFlight {
+    /// The checkpointer, and the stop signal to run the invocation until.
+    fn new(inner: Rc<dyn Checkpointer>) -> (Rc<StopInFlight>, impl Future<Output = ()>) {
+        let stop = Arc::new(Notify::new());
+        let seen = Rc::new(watch::Sender::new(false));
+        let checkpointer =
+            Rc::new(StopInFlight { inner, stop: stop.clone(), seen: seen.clone(), batches: Cell::new(0) });
+        let signal = async move {
+            stop.notified().await;
+            seen.send_replace(true);
+        };
+        (checkpointer, signal)
+    }
 }
 
 #[async_trait(?Send)]
@@ -37,8 +55,41 @@ impl Checkpointer for StopInFlight {
     ) -> Result<CheckpointDurableExecutionResponse, CheckpointError> {
         self.batches.set(self.batches.get() + 1);
         self.stop.notify_one();
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        self.seen.subscribe().wait_for(|seen| *seen).await.expect("the checkpointer holds the sender");
         self.inner.checkpoint(arn, token, updates).await
+    }
+
+    async fn get_state(&self, arn: &str, token: &str, marker: &str) -> Result<ExecutionState, CheckpointError> {
+        self.inner.get_state(arn, token, marker).await
+    }
+
+    fn limits(&self) -> Limits {
+        self.inner.limits()
+    }
+}
+
+/// Forwards to the service, firing `landed` once the batch with the START of the step
+/// named `step` has been acknowledged.
+struct SignalStarted {
+    inner: Rc<dyn Checkpointer>,
+    step: &'static str,
+    landed: Arc<Notify>,
+}
+
+#[async_trait(?Send)]
+impl Checkpointer for SignalStarted {
+    async fn checkpoint(
+        &self,
+        arn: &str,
+        token: &str,
+        updates: Vec<OperationUpdate>,
+    ) -> Result<CheckpointDurableExecutionResponse, CheckpointError> {
+        let starts = updates.iter().any(|u| u.action == OperationAction::Start && u.name.as_deref() == Some(self.step));
+        let response = self.inner.checkpoint(arn, token, updates).await;
+        if starts && response.is_ok() {
+            self.landed.notify_one();
+        }
+        response
     }
 
     async fn get_state(&self, arn: &str, token: &str, marker: &str) -> Result<ExecutionState, CheckpointError> {
@@ -103,8 +154,13 @@ async fn a_stop_signal_ends_the_invocation_between_steps_and_the_next_one_goes_o
     let h = two_steps(gate.clone(), runs.clone());
     let arn = runner.start("f", None, Some("null".into())).await.unwrap();
 
-    // The second step's body blocks; the signal fires while it runs.
-    let outcome = invoke_until(&runner, &h, &arn, None, tokio::time::sleep(Duration::from_millis(50))).await;
+    // The second step's body blocks; the signal fires while it runs, once its START is in.
+    let landed = Arc::new(Notify::new());
+    let checkpointer =
+        Rc::new(SignalStarted { inner: runner.service().checkpointer(), step: "second", landed: landed.clone() });
+    // (The timeout only turns a START that never lands from a hang into a failure.)
+    let run = invoke_until(&runner, &h, &arn, Some(checkpointer), landed.notified());
+    let outcome = tokio::time::timeout(Duration::from_mins(1), run).await.expect("the second step's START landed");
     assert_eq!(outcome, Err(Stopped));
     assert_eq!(runs.get(), 1);
     let run = runner.inspect(&arn).await;
@@ -136,19 +192,15 @@ async fn a_stop_signal_ends_the_invocation_between_steps_and_the_next_one_goes_o
 #[tokio::test(flavor = "current_thread")]
 async fn the_checkpoint_in_flight_lands_before_the_invocation_stops() {
     let runner = TestRunner::new();
-    let stop = Arc::new(Notify::new());
     let gate = Arc::new(Notify::new());
     let runs = Rc::new(Cell::new(0));
     let h = two_steps(gate, runs.clone());
     let arn = runner.start("f", None, Some("null".into())).await.unwrap();
-    let checkpointer =
-        Rc::new(StopInFlight { inner: runner.service().checkpointer(), stop: stop.clone(), batches: Cell::new(0) });
+    let (checkpointer, signal) = StopInFlight::new(runner.service().checkpointer());
 
     // The first batch (the first step, and the second one's START) fires the signal, then
-    // takes 30 ms to land.
-    let signal = stop.clone();
-    let outcome =
-        invoke_until(&runner, &h, &arn, Some(checkpointer.clone()), async move { signal.notified().await }).await;
+    // lands only once the invocation has seen it.
+    let outcome = invoke_until(&runner, &h, &arn, Some(checkpointer.clone()), signal).await;
     assert_eq!(outcome, Err(Stopped));
     let run = runner.inspect(&arn).await;
     assert_eq!(run.operation("first").unwrap().status, OperationStatus::Succeeded, "the batch in flight landed");
@@ -180,11 +232,8 @@ async fn a_wait_started_at_the_signal_is_kept_and_a_handler_that_returned_ignore
         Ok::<_, Error>(1)
     });
     let arn = runner.start("f", None, Some("null".into())).await.unwrap();
-    let stop = Arc::new(Notify::new());
-    let checkpointer =
-        Rc::new(StopInFlight { inner: runner.service().checkpointer(), stop: stop.clone(), batches: Cell::new(0) });
-    let signal = stop.clone();
-    let outcome = invoke_until(&runner, &h, &arn, Some(checkpointer), async move { signal.notified().await }).await;
+    let (checkpointer, signal) = StopInFlight::new(runner.service().checkpointer());
+    let outcome = invoke_until(&runner, &h, &arn, Some(checkpointer), signal).await;
     // Either way the wait is recorded; the outcome depends on whether the wait had parked
     // when the signal came: PENDING if it had, Stopped if its START was still in flight.
     match outcome {
@@ -197,7 +246,7 @@ async fn a_wait_started_at_the_signal_is_kept_and_a_handler_that_returned_ignore
     // A handler that returns before the signal: the signal never matters.
     let h = handler(|_ctx: DurableContext, (): ()| async move { Ok::<_, Error>(5) });
     let arn = runner.start("g", None, Some("null".into())).await.unwrap();
-    let outcome = invoke_until(&runner, &h, &arn, None, tokio::time::sleep(Duration::from_hours(1))).await;
+    let outcome = invoke_until(&runner, &h, &arn, None, std::future::pending()).await;
     let Ok(InvocationOutcome::Output(out)) = outcome else { panic!("{outcome:?}") };
     assert_eq!(out.result.as_deref(), Some("5"));
 }

@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use durable_core::model::{EventType, ExecutionStatus};
+use durable_core::clock::ManualClock;
+use durable_core::model::{EventType, ExecutionStatus, Timestamp};
 use durable_core::{DurableContext, Error, handler};
 use durable_runtime::{LocalRunner, RunnerError};
+use tokio::sync::Notify;
 
 async fn greet(ctx: DurableContext, name: String) -> Result<String, Error> {
     let g = ctx.step("greet", async |_| Ok(format!("hello {name}"))).await?;
@@ -27,17 +29,29 @@ async fn idempotent_starts_and_clear_errors() {
     assert!(matches!(err, RunnerError::UnknownFunction(_)), "{err}");
 }
 
-#[tokio::test]
+// The runner's clock follows paused Tokio time (a tick every 10 ms): the one-second wait
+// takes no wall time, and only the worker's own timer can wake it (nothing calls wake()).
+#[tokio::test(start_paused = true)]
 async fn the_worker_resumes_executions_when_their_timer_is_due() {
-    let runner = LocalRunner::builder().register("greet", handler(greet)).build();
+    let clock = ManualClock::new(Timestamp::from_millis(1_767_225_600_000));
+    let runner = LocalRunner::builder().clock(Arc::new(clock.clone())).register("greet", handler(greet)).build();
     let arn = runner.start("greet", &"ada", None).await.unwrap();
-    let t = Instant::now();
-    let record = runner.run_until_finished(&arn).await.unwrap();
+    let ticks = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            clock.advance(Duration::from_millis(10));
+        }
+    };
+    let t = tokio::time::Instant::now();
+    let record = tokio::select! {
+        record = runner.run_until_finished(&arn) => record.unwrap(),
+        () = ticks => unreachable!("the clock ticks for ever"),
+    };
     assert_eq!(record.status, ExecutionStatus::Succeeded);
     assert_eq!(record.result.as_deref(), Some("\"hello ada\""));
     assert_eq!(record.invocation, 2, "the wait suspended the first invocation");
     assert!(t.elapsed() >= Duration::from_secs(1), "the wait lasted its second");
-    assert!(t.elapsed() < Duration::from_secs(10), "and was resumed promptly: {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(2), "and was resumed promptly: {:?}", t.elapsed());
 }
 
 #[tokio::test]
@@ -55,15 +69,18 @@ async fn a_restarted_runner_picks_up_interrupted_executions() {
     let dir = tempfile::tempdir().unwrap();
     let runs = Arc::new(AtomicU32::new(0));
     let hang = Arc::new(AtomicBool::new(true));
-    let make = |runs: Arc<AtomicU32>, hang: Arc<AtomicBool>| {
+    let hung = Arc::new(Notify::new());
+    let make = |runs: Arc<AtomicU32>, hang: Arc<AtomicBool>, hung: Arc<Notify>| {
         move |ctx: DurableContext, (): ()| {
             let runs = runs.clone();
             let hang = hang.clone();
+            let hung = hung.clone();
             async move {
                 let v = ctx
                     .step("work", async |_| {
                         runs.fetch_add(1, Ordering::SeqCst);
                         if hang.load(Ordering::SeqCst) {
+                            hung.notify_one();
                             std::future::pending::<()>().await;
                         }
                         Ok(7)
@@ -77,19 +94,21 @@ async fn a_restarted_runner_picks_up_interrupted_executions() {
         let runner = LocalRunner::builder()
             .embedded(dir.path())
             .unwrap()
-            .register("work", handler(make(runs.clone(), hang.clone())))
+            .register("work", handler(make(runs.clone(), hang.clone(), hung.clone())))
             .build();
         let arn = runner.start("work", &(), Some("job-1")).await.unwrap();
         // The "process" dies while the step runs.
-        let cut = tokio::time::timeout(Duration::from_millis(200), runner.run_until_finished(&arn)).await;
-        assert!(cut.is_err());
+        tokio::select! {
+            r = runner.run_until_finished(&arn) => panic!("the step hangs, so the run cannot finish: {r:?}"),
+            () = hung.notified() => {}
+        }
         arn
     };
     hang.store(false, Ordering::SeqCst);
     let runner = LocalRunner::builder()
         .embedded(dir.path())
         .unwrap()
-        .register("work", handler(make(runs.clone(), hang.clone())))
+        .register("work", handler(make(runs.clone(), hang.clone(), hung.clone())))
         .build();
     let record = runner.run_until_finished(&arn).await.unwrap();
     assert_eq!(record.status, ExecutionStatus::Succeeded);
@@ -106,7 +125,10 @@ async fn approval(ctx: DurableContext, (): ()) -> Result<String, Error> {
     cb.result().await
 }
 
-#[tokio::test]
+// Paused Tokio time: the approver's sleep ends only once every task is idle, the worker in
+// its wait for a minute-long timer included, and the clock then shows whether the worker
+// woke at the completion or at that timer.
+#[tokio::test(start_paused = true)]
 async fn a_callback_completed_through_the_service_wakes_the_worker() {
     let runner = LocalRunner::builder().register("approval", handler(approval)).build();
     let arn = runner.start("approval", &(), None).await.unwrap();
@@ -119,11 +141,11 @@ async fn a_callback_completed_through_the_service_wakes_the_worker() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         runner.service().callback_success(&id, Some("\"yes\"".to_owned())).await.unwrap();
     };
-    let t = Instant::now();
+    let t = tokio::time::Instant::now();
     let (record, ()) = tokio::join!(runner.run_until_finished(&arn), approve);
     let record = record.unwrap();
     assert_eq!(record.result.as_deref(), Some("\"yes\""));
-    assert!(t.elapsed() < Duration::from_secs(30), "woken by the completion, not by the idle timer: {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(1), "woken by the completion, not by the idle timer: {:?}", t.elapsed());
 }
 
 /// Returns a string whose JSON text is `bytes` long.

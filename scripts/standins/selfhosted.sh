@@ -8,8 +8,11 @@
 #                                              # stop when the sourcing shell exits
 #   scripts/standins/selfhosted.sh CMD [ARG..] # run CMD against them, then stop them
 #
-# Exports DURABLE_SELFHOSTED_WATCH_ENDPOINT (the Lambda Invoke API of watch), DURABLE_TABLE
-# (a table name for this run; the test creates it, or run `dynamodb-setup`),
+# Exports DURABLE_SELFHOSTED_WATCH_ENDPOINT (the Lambda Invoke API of watch),
+# DURABLE_SELFHOSTED_TABLE (a table name for this run, which the functions get as
+# DURABLE_TABLE; the test creates it, or run `dynamodb-setup`. Not exported as DURABLE_TABLE:
+# that would configure self-hosted mode in every test process, whose tests of a function
+# without a table must see none),
 # DURABLE_QUEUE_URL (a queue created for this run), AWS_ENDPOINT_URL_SQS,
 # AWS_ENDPOINT_URL_DYNAMODB, dummy credentials and a region. A DynamoDB stand-in that runs
 # already (AWS_ENDPOINT_URL_DYNAMODB set, as in ./scripts/test) is reused. The functions get
@@ -58,7 +61,7 @@ print(sqs.create_queue(QueueName=sys.argv[2])["QueueUrl"])
 PY
 )" || return 1
     export DURABLE_QUEUE_URL="$queue"
-    export DURABLE_TABLE="durable-selfhosted-$$"
+    export DURABLE_SELFHOSTED_TABLE="durable-selfhosted-$$"
 
     echo "standins: building the function binaries (features $features)" >&2
     (cd "$STANDINS_ROOT" && cargo build --bins --features "$features") || return 1
@@ -68,7 +71,7 @@ PY
     watch_log="$STANDINS_CACHE/watch-selfhosted-$$.log"
     (cd "$STANDINS_ROOT" && exec "$lambda_venv/bin/cargo-lambda" lambda watch --ignore-changes --quiet \
         -A 127.0.0.1 -P "$watch_port" --concurrency 2 --features "$features" \
-        --env-var "DURABLE_TABLE=$DURABLE_TABLE,DURABLE_QUEUE_URL=$DURABLE_QUEUE_URL,DURABLE_SWEEP_GRACE_SECONDS=1" \
+        --env-var "DURABLE_TABLE=$DURABLE_SELFHOSTED_TABLE,DURABLE_QUEUE_URL=$DURABLE_QUEUE_URL,DURABLE_SWEEP_GRACE_SECONDS=1" \
         --env-var "AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB,AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS" \
         --env-var "AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:$watch_port" \
         --env-var "AWS_REGION=us-east-1,AWS_ACCESS_KEY_ID=test,AWS_SECRET_ACCESS_KEY=test" \
@@ -78,7 +81,7 @@ PY
     standins_wait_tcp "$watch_port" 60 "$watch_pid" "$watch_log" || return 1
     export DURABLE_SELFHOSTED_WATCH_ENDPOINT="http://127.0.0.1:$watch_port"
     export DURABLE_SELFHOSTED_LOGS="$watch_log:$sqs_log"
-    echo "standins: self-hosted: cargo lambda watch (pid $watch_pid) at $DURABLE_SELFHOSTED_WATCH_ENDPOINT, moto SQS (pid $sqs_pid) at $AWS_ENDPOINT_URL_SQS, DynamoDB at $AWS_ENDPOINT_URL_DYNAMODB, table $DURABLE_TABLE" >&2
+    echo "standins: self-hosted: cargo lambda watch (pid $watch_pid) at $DURABLE_SELFHOSTED_WATCH_ENDPOINT, moto SQS (pid $sqs_pid) at $AWS_ENDPOINT_URL_SQS, DynamoDB at $AWS_ENDPOINT_URL_DYNAMODB, table $DURABLE_SELFHOSTED_TABLE" >&2
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

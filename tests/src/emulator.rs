@@ -26,28 +26,28 @@ use crate::conformance::requirement::Requirement;
 
 /// The variable that holds the emulator's endpoint (`scripts/standins/lambda.sh` sets it).
 pub const ENDPOINT_VAR: &str = "DURABLE_EMULATOR_ENDPOINT";
-/// Set (by `./scripts/test`) when the emulator must be there: without it the tests fail
-/// instead of skipping.
-pub const REQUIRED_VAR: &str = "DURABLE_EMULATOR_REQUIRED";
+/// The variable that holds the Lambda Invoke API of `cargo lambda watch` (the same script
+/// sets it).
+pub const WATCH_ENDPOINT_VAR: &str = "DURABLE_LAMBDA_WATCH_ENDPOINT";
 
-/// The emulator's endpoint, or `None` when the stand-ins are not running (a loud skip),
-/// panicking when [`REQUIRED_VAR`] says they must be.
-pub fn endpoint_or_skip(test: &str) -> Option<Emulator> {
-    match std::env::var(ENDPOINT_VAR) {
-        Ok(url) => Some(Emulator::new(&url)),
-        Err(std::env::VarError::NotPresent | std::env::VarError::NotUnicode(_))
-            if std::env::var_os(REQUIRED_VAR).is_some() =>
-        {
-            panic!("{REQUIRED_VAR} is set but {ENDPOINT_VAR} is not: the Lambda stand-ins did not start")
-        }
-        Err(std::env::VarError::NotPresent | std::env::VarError::NotUnicode(_)) => {
-            eprintln!(
-                "\n*** SKIPPED {test}: {ENDPOINT_VAR} is not set. Run it against AWS's emulator with\n***   \
-                 scripts/standins/lambda.sh cargo test -p durable-tests --features lambda --test emulator\n"
-            );
-            None
-        }
-    }
+/// How to run the suite with its stand-ins, for the panics below.
+const RUN_WITH_STANDINS: &str = "start the stand-ins and run it with `scripts/standins/lambda.sh cargo test -p \
+                                 durable-tests --features standins --test emulator` (./scripts/test does)";
+
+/// The emulator. A suite that asks runs against it or fails: without the stand-ins this
+/// panics, saying how to start them.
+pub fn endpoint() -> Emulator {
+    let url = std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| {
+        panic!("{ENDPOINT_VAR} is not set: this suite runs against AWS's emulator; {RUN_WITH_STANDINS}")
+    });
+    Emulator::new(&url)
+}
+
+/// The Lambda Invoke API of `cargo lambda watch`, or a panic as in [`endpoint`].
+pub fn watch_endpoint() -> String {
+    std::env::var(WATCH_ENDPOINT_VAR).unwrap_or_else(|_| {
+        panic!("{WATCH_ENDPOINT_VAR} is not set: this suite runs against cargo lambda watch; {RUN_WITH_STANDINS}")
+    })
 }
 
 /// The emulator at `host:port`.
@@ -188,7 +188,8 @@ impl Emulator {
     }
 
     /// Polls the execution until `done` says so or `timeout` passes; returns the last
-    /// `GetDurableExecution` and history.
+    /// `GetDurableExecution` and history. (A wall-clock poll: the emulator is another
+    /// process with its own clock, and tells nobody when an execution changes.)
     pub fn wait_for(
         &self,
         arn: &str,
@@ -270,7 +271,8 @@ const IDLE_LIMIT: Duration = Duration::from_secs(12);
 /// How long the first invocation may take: `cargo lambda watch` starts a function process
 /// per concurrent invocation (`cargo run`, one at a time behind cargo's lock).
 const FIRST_INVOCATION_LIMIT: Duration = Duration::from_mins(2);
-/// How often the history is polled.
+/// How often the history is polled (wall clock: the emulator is another process, with its
+/// own clock, and notifies nobody; the limits above bound the poll).
 const POLL: Duration = Duration::from_millis(250);
 
 /// Runs requirement `req` through the emulator: the function `conformance-lambda` picks the

@@ -1,12 +1,11 @@
 //! Managed mode end to end: AWS's own durable-execution emulator (`dex-local-runner`)
 //! invokes durable's Lambda binaries served by `cargo lambda watch`; they checkpoint back
 //! to the emulator through aws-sdk-lambda. `scripts/standins/lambda.sh` starts both and
-//! exports `DURABLE_EMULATOR_ENDPOINT`; `./scripts/test` also sets
-//! `DURABLE_EMULATOR_REQUIRED`, so these tests fail rather than skip when the stand-ins are
-//! missing.
+//! exports `DURABLE_EMULATOR_ENDPOINT`. Built only with the `standins` feature (which
+//! `./scripts/test` turns on); built, the tests fail when the stand-ins are missing.
 //!
 //! ```text
-//! scripts/standins/lambda.sh cargo test -p durable-tests --features lambda --test emulator
+//! scripts/standins/lambda.sh cargo test -p durable-tests --features standins --test emulator
 //! ```
 
 use std::sync::Mutex;
@@ -17,7 +16,7 @@ use durable::model::ErrorObject;
 use durable_tests::conformance::harness::{Outcome, requirements_dir};
 use durable_tests::conformance::report::{Comparison, KnownFailures};
 use durable_tests::conformance::requirement::load_all;
-use durable_tests::emulator::{Emulator, LAMBDA_ORDER_HISTORY, endpoint_or_skip, event_types, run_requirement};
+use durable_tests::emulator::{Emulator, LAMBDA_ORDER_HISTORY, endpoint, event_types, run_requirement, watch_endpoint};
 use serde_json::{Value, json};
 
 /// Long enough for a cold function process and a 2 s wait, with room for a loaded machine.
@@ -42,7 +41,7 @@ fn status(execution: &Value) -> &str {
 
 #[test]
 fn order_workflow_steps_waits_and_takes_a_callback_in_managed_mode() {
-    let Some(em) = endpoint_or_skip("order_workflow") else { return };
+    let em = endpoint();
     let input = json!({"id": "o-77", "amount_cents": 1999}).to_string();
     let arn = em.start("lambda-order", &unique("order"), Some(&input)).unwrap();
 
@@ -71,7 +70,7 @@ fn order_workflow_steps_waits_and_takes_a_callback_in_managed_mode() {
 
 #[test]
 fn approval_workflow_is_approved_or_rejected_from_outside() {
-    let Some(em) = endpoint_or_skip("approval_workflow") else { return };
+    let em = endpoint();
     let expense = json!({"id": "e-1", "employee": "ada", "amount_cents": 12000}).to_string();
     let approved = em.start("lambda-approval", &unique("approve"), Some(&expense)).unwrap();
     let rejected = em.start("lambda-approval", &unique("reject"), Some(&expense)).unwrap();
@@ -114,8 +113,7 @@ fn approval_workflow_is_approved_or_rejected_from_outside() {
 
 #[test]
 fn an_event_that_is_no_durable_invocation_gets_an_error_naming_what_was_expected() {
-    let Some(_) = endpoint_or_skip("unrecognised_event") else { return };
-    let watch = std::env::var("DURABLE_LAMBDA_WATCH_ENDPOINT").expect("lambda.sh exports the watch endpoint");
+    let watch = watch_endpoint();
     let (status, body) = Emulator::new(&watch)
         .post_json("/2015-03-31/functions/lambda-order/invocations", &json!({"orderId": 1}))
         .unwrap();
@@ -132,7 +130,7 @@ const WORKERS: usize = 8;
 
 #[test]
 fn conformance_requirements_through_aws_emulator() {
-    let Some(em) = endpoint_or_skip("conformance_requirements_through_aws_emulator") else { return };
+    let em = endpoint();
     let registry = durable_tests::conformance::handlers::Registry::new();
     let requirements: Vec<_> =
         load_all(&requirements_dir()).unwrap().into_iter().filter(|r| registry.get(&r.id).is_some()).collect();

@@ -4,11 +4,11 @@
 //! it: it invokes the function through the Lambda Invoke API, plays the SQS event source
 //! mapping (receive, invoke with an SQS event, delete) and the EventBridge schedule (a
 //! `sweep` event), and completes the callback from outside. `scripts/standins/selfhosted.sh`
-//! starts the stand-ins and exports their endpoints; `./scripts/test` also sets
-//! `DURABLE_SELFHOSTED_REQUIRED`, so these tests fail rather than skip without them.
+//! starts the stand-ins and exports their endpoints. Built only with the `standins` feature
+//! (which `./scripts/test` turns on); built, the tests fail when the stand-ins are missing.
 //!
 //! ```text
-//! scripts/standins/selfhosted.sh cargo test -p durable-tests --features lambda --test selfhosted
+//! scripts/standins/selfhosted.sh cargo test -p durable-tests --features standins --test selfhosted
 //! ```
 
 use std::collections::BTreeSet;
@@ -28,29 +28,18 @@ use durable::testing::{TestExecution, TestRunner};
 use durable_tests::emulator::{Emulator, LAMBDA_ORDER_HISTORY, event_types};
 use serde_json::{Value, json};
 
-/// The variable that holds watch's endpoint (`scripts/standins/selfhosted.sh` sets it).
-const ENDPOINT_VAR: &str = "DURABLE_SELFHOSTED_WATCH_ENDPOINT";
-/// Set (by `./scripts/test`) when the stand-ins must be there.
-const REQUIRED_VAR: &str = "DURABLE_SELFHOSTED_REQUIRED";
-
-/// The stand-ins' endpoint, or `None` (a loud skip), panicking when they are required.
-fn endpoint_or_skip(test: &str) -> Option<String> {
-    if let Ok(url) = std::env::var(ENDPOINT_VAR) {
-        return Some(url);
-    }
-    assert!(
-        std::env::var_os(REQUIRED_VAR).is_none(),
-        "{REQUIRED_VAR} is set but {ENDPOINT_VAR} is not: the self-hosted stand-ins did not start"
-    );
-    eprintln!(
-        "\n*** SKIPPED {test}: {ENDPOINT_VAR} is not set. Run it against the stand-ins with\n***   \
-         scripts/standins/selfhosted.sh cargo test -p durable-tests --features lambda --test selfhosted\n"
-    );
-    None
-}
-
+/// A variable `scripts/standins/selfhosted.sh` exports: watch's endpoint
+/// (`DURABLE_SELFHOSTED_WATCH_ENDPOINT`), the table (`DURABLE_SELFHOSTED_TABLE`: not
+/// `DURABLE_TABLE`, which would configure self-hosted mode in every test process), the
+/// queue. Without the stand-ins the suite fails here, saying how to start them.
 fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("selfhosted.sh exports {name}"))
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: this suite runs against the self-hosted stand-ins; start them and run it with \
+             `scripts/standins/selfhosted.sh cargo test -p durable-tests --features standins --test selfhosted` \
+             (./scripts/test does)"
+        )
+    })
 }
 
 fn unique(prefix: &str) -> String {
@@ -78,7 +67,7 @@ impl Aws {
             aws_sdk_lambda::config::Builder::from(&config).endpoint_url(watch).build(),
         );
         let sqs = aws_sdk_sqs::Client::new(&config);
-        let store = DynamoStore::new(&config, DynamoOptions::new(env("DURABLE_TABLE")));
+        let store = DynamoStore::new(&config, DynamoOptions::new(env("DURABLE_SELFHOSTED_TABLE")));
         store.create_table().await.expect("create the table");
         Aws { lambda, sqs, config, watch: Emulator::new(watch), queue: env("DURABLE_QUEUE_URL") }
     }
@@ -191,8 +180,7 @@ fn callback_id(history: &[Value]) -> Option<String> {
 /// since both play the event source mapping of the same queue.
 #[tokio::test(flavor = "current_thread")]
 async fn order_workflow_and_chained_invoke_through_lambda_and_sqs() {
-    let Some(watch) = endpoint_or_skip("order_workflow_and_chained_invoke") else { return };
-    let aws = Aws::new(&watch).await;
+    let aws = Aws::new(&env("DURABLE_SELFHOSTED_WATCH_ENDPOINT")).await;
     order_workflow_waits_takes_a_callback_and_recovers_a_lost_wake_up(&aws).await;
     chained_invoke_starts_the_child_function_which_resumes_the_parent(&aws).await;
 }
@@ -266,11 +254,19 @@ async fn order_workflow_waits_takes_a_callback_and_recovers_a_lost_wake_up(aws: 
     let messages = aws.receive(Duration::from_secs(20)).await;
     assert_eq!(messages.iter().map(resumed).collect::<Vec<_>>(), [lost_arn.as_str()]);
     aws.delete(&messages).await;
-    // Overdue by more than the sweep's grace (1 s here).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let swept = aws.invoke(&json!({"durable": "sweep"})).await;
-    let swept: BTreeSet<&str> = swept["resumed"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(swept.contains(lost_arn.as_str()), "{swept:?}");
+    // Sweeps until one finds it overdue by more than the sweep's grace (1 s here). A
+    // wall-clock poll: the function's clock is its process's own. Bounded: the wake-up was
+    // due when its message arrived, so the grace passes within a second or two.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let swept = aws.invoke(&json!({"durable": "sweep"})).await;
+        let swept: BTreeSet<&str> = swept["resumed"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        if swept.contains(lost_arn.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no sweep found {lost_arn} overdue within 20 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let messages = aws.receive(Duration::from_secs(10)).await;
     assert!(messages.iter().any(|m| resumed(m) == lost_arn));
     aws.deliver(&messages).await;
@@ -321,7 +317,8 @@ async fn chained_invoke_starts_the_child_function_which_resumes_the_parent(aws: 
     eprintln!("self-hosted chained invoke: {:.1} s", started.elapsed().as_secs_f64());
 }
 
-/// Sums `n` steps, each body taking `ms` milliseconds (so racing invocations interleave).
+/// Sums `n` steps, each body taking `ms` milliseconds of real time (so racing invocations
+/// interleave: they race against DynamoDB over HTTP, whose clock is no clock of ours).
 async fn tally(ctx: DurableContext, (n, ms): (u32, u64)) -> Result<u32> {
     let mut sum = 0;
     for i in 0..n {
@@ -350,13 +347,12 @@ async fn assert_whole(store: &Arc<dyn durable::store::Store>, arn: &str, what: &
 
 #[tokio::test(flavor = "current_thread")]
 async fn racing_resumes_of_one_execution_cannot_corrupt_it() {
-    let Some(watch) = endpoint_or_skip("racing_resumes") else { return };
-    let aws = Aws::new(&watch).await;
+    let aws = Aws::new(&env("DURABLE_SELFHOSTED_WATCH_ENDPOINT")).await;
     // Its own queue, so the order test's messages and these never mix.
     let queue = aws.sqs.create_queue().queue_name(unique("race")).send().await.unwrap().queue_url.unwrap();
     // Its own table too: the order test's sweep must not find these executions (their
     // function, `tally`, is no Lambda function).
-    let table = format!("{}-race", env("DURABLE_TABLE"));
+    let table = format!("{}-race", env("DURABLE_SELFHOSTED_TABLE"));
     DynamoStore::new(&aws.config, DynamoOptions::new(&table)).create_table().await.expect("create the table");
     // Two "processes": each its own store client, service and function registry.
     let process = || {
@@ -400,7 +396,13 @@ async fn racing_resumes_of_one_execution_cannot_corrupt_it() {
     let zombie_handler = handler(tally);
     let zombie = durable::engine::run_invocation(&zombie_handler, input, service.checkpointer());
     let resume = async {
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        // The resume comes once the zombie is under way: its first step is in the store. A
+        // bounded wall-clock poll of the store (moto), which notifies nobody.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !service.operations(&arn).await.unwrap().iter().any(|o| o.name.as_deref() == Some("add")) {
+            assert!(Instant::now() < deadline, "the zombie recorded no step within 20 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         b.handle(json!({"durable": "resume", "executionArn": arn}), "tally").await
     };
     let (zombie, resumed) = tokio::join!(zombie, resume);

@@ -50,7 +50,8 @@ pub async fn with_worker<T>(runner: &LocalRunner, test: impl Future<Output = T>)
 }
 
 /// Polls `f` until it returns `Some`. The limit only keeps a broken build from hanging
-/// forever; nothing asserts on how long it took.
+/// forever; nothing asserts on how long it took. (A poll on the wall clock: the tests ask
+/// over real loopback HTTP, as a client would, and the control plane notifies no client.)
 pub async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     for _ in 0..6000 {
         if let Some(v) = f().await {

@@ -62,6 +62,8 @@ pub(crate) fn kill_until_finished(
             } else {
                 rng.random_range(early_ms..late.as_millis() as u64)
             };
+            // The wall-clock wait is the point: the kill lands at a random instant of a real
+            // process's run, which no clock of ours controls.
             std::thread::sleep(Duration::from_millis(delay));
             if child.try_wait().expect("poll the child").is_none() {
                 child.kill().expect("SIGKILL");

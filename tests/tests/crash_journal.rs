@@ -1,98 +1,22 @@
-//! kill -9 at any instant loses nothing acknowledged: a child process commits in a loop on
-//! several executions, printing every acknowledged commit; the test kills it with SIGKILL
-//! after a random delay, reopens the folder and checks that every acknowledged commit is
-//! there, that no commit is half applied, and that new commits work. Then again, on the
-//! same folder (tiny segments, so rollovers and compactions get killed too).
+//! kill -9 at any instant loses nothing acknowledged: a child process (the `crash-journal`
+//! binary) commits in a loop on several executions of the embedded store, printing every
+//! acknowledged commit; the test kills it with SIGKILL after a random delay, reopens the
+//! folder and checks that every acknowledged commit is there, that no commit is half
+//! applied, and that new commits work. Then again, on the same folder (tiny segments, so
+//! rollovers and compactions get killed too).
 //!
 //! `DURABLE_CRASH_ROUNDS` sets the number of kills (default 20); `DURABLE_CRASH_SEED` replays
-//! a run's random delays. The child is this same test binary, running [`crash_child`].
+//! a run's random delays.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use durable_core::model::{
-    Event, EventDetails, EventType, Operation, OperationStatus, OperationType, StepDetails, Timestamp,
-};
-use durable_core::store::conformance::{commit_on, record};
-use durable_core::store::embedded::EmbeddedOptions;
-use durable_core::store::{EmbeddedStore, ExecutionRecord, NewExecution, Store, StoredOperation};
-
-/// Set (to the store's folder) in the child process only.
-const CHILD_ENV: &str = "DURABLE_CRASH_CHILD_DIR";
-const EXECUTIONS: usize = 4;
-const FUNCTION: &str = "crash";
-
-fn options() -> EmbeddedOptions {
-    EmbeddedOptions::new().segment_bytes(64 << 10).compaction(256 << 10, 2.0)
-}
-
-fn exec_record(i: usize) -> ExecutionRecord {
-    record("kill9", FUNCTION, &format!("e{i}"))
-}
-
-/// A small deterministic generator (xorshift64*), so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn step(id: &str, result: String) -> Operation {
-    let mut op =
-        Operation::new(id, OperationType::Step, OperationStatus::Succeeded, Timestamp::from_millis(1_700_000_000_000));
-    op.step_details =
-        Some(Box::new(StepDetails { attempt: Some(1), result: Some(result.into()), ..StepDetails::default() }));
-    op
-}
-
-/// The execution as created: its EXECUTION operation (seq 1), the operation `latest`
-/// (seq 2) that every commit overwrites with its version, and `ExecutionStarted`.
-fn new_execution(i: usize) -> NewExecution {
-    let rec = ExecutionRecord { next_op_seq: 3, next_event_id: 2, ..exec_record(i) };
-    let exec =
-        Operation::new(rec.execution_id.to_string(), OperationType::Execution, OperationStatus::Started, rec.start);
-    NewExecution {
-        operations: vec![
-            StoredOperation::new(1, exec),
-            StoredOperation::new(2, step("latest", rec.version.to_string())),
-        ],
-        events: vec![Event {
-            event_type: EventType::ExecutionStarted,
-            event_id: 1,
-            event_timestamp: rec.start,
-            id: None,
-            name: None,
-            parent_id: None,
-            sub_type: None,
-            details: EventDetails::default(),
-        }],
-        record: rec,
-    }
-}
-
-/// The next commit on `rec`: a new small operation, `latest` rewritten with the new version
-/// and padding of random size (so frames, and torn writes, vary), and two events.
-fn next_commit(rec: &ExecutionRecord, rng: &mut Rng) -> durable_core::store::Commit {
-    let mut c = commit_on(rec, vec![step(&format!("s{}", rec.version + 1), format!("\"v{}\"", rec.version + 1))], 2);
-    let pad = "p".repeat(rng.below(12_000) as usize);
-    let latest = step("latest", format!("{} {pad}", c.record.version));
-    c.operations.push(StoredOperation::new(2, latest));
-    c
-}
+use durable::store::{EmbeddedStore, ExecutionRecord, Store};
+use durable_tests::journal_crash::{EXECUTIONS, Rng, exec_record, next_commit, options};
 
 /// Checks that an execution is whole: every operation and event its record counts is
 /// there, `latest` carries the record's version, one `s<v>` per commit.
@@ -117,50 +41,11 @@ async fn check_whole(store: &dyn Store, rec: &ExecutionRecord) {
     assert_eq!(ids, (1..rec.next_event_id).collect::<Vec<_>>(), "{}: events match next_event_id", rec.arn);
 }
 
-/// Not a test of its own: the child process of the kill -9 test (a no-op unless
-/// `DURABLE_CRASH_CHILD_DIR` is set). It commits until it is killed, printing
-/// `ACK <execution> <version>` after each acknowledged commit.
-#[test]
-fn crash_child() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    runtime.block_on(async move {
-        // The test harness has printed `test crash_child ... ` without a line break.
-        println!();
-        let store = Arc::new(EmbeddedStore::open_with(&dir, options()).expect("the child opens the store"));
-        for i in 0..EXECUTIONS {
-            if store.get_execution(&exec_record(i).arn).await.unwrap().is_none() {
-                store.create_execution(new_execution(i)).await.unwrap();
-                println!("ACK {i} 1");
-            }
-        }
-        println!("READY");
-        let tasks: Vec<_> = (0..EXECUTIONS)
-            .map(|i| {
-                let store = Arc::clone(&store);
-                tokio::spawn(async move {
-                    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (u64::from(std::process::id()) << 8) ^ i as u64);
-                    let arn = exec_record(i).arn;
-                    loop {
-                        let rec = store.get_execution(&arn).await.unwrap().unwrap();
-                        store.commit(next_commit(&rec, &mut rng)).await.unwrap();
-                        println!("ACK {i} {}", rec.version + 1);
-                    }
-                })
-            })
-            .collect();
-        // The tasks never end; one failing fails the child.
-        let (failed, _, _) = futures::future::select_all(tasks).await;
-        failed.unwrap();
-    });
-}
-
 /// Runs the child until `delay` after it is ready, kills it, and returns the acknowledged
 /// versions it printed (the highest per execution).
 fn run_and_kill(dir: &Path, delay: Duration, probe_lock: bool) -> HashMap<usize, u64> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir)
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crash-journal"))
+        .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -191,6 +76,7 @@ fn run_and_kill(dir: &Path, delay: Duration, probe_lock: bool) -> HashMap<usize,
             *e = (*e).max(v);
         }
     };
+    // A real process starting: wait (bounded) for its READY line, failing early if it dies.
     let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
@@ -213,6 +99,8 @@ fn run_and_kill(dir: &Path, delay: Duration, probe_lock: bool) -> HashMap<usize,
             Ok(_) => panic!("opened a folder another process holds"),
         }
     }
+    // The wall-clock wait is the point: the kill lands at a random instant of the child's
+    // commits, which no clock of ours controls.
     std::thread::sleep(delay);
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
@@ -227,9 +115,6 @@ fn run_and_kill(dir: &Path, delay: Duration, probe_lock: bool) -> HashMap<usize,
 
 #[test]
 fn kill_9_loses_nothing_acknowledged() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        return;
-    }
     let rounds: usize = std::env::var("DURABLE_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let seed: u64 = std::env::var("DURABLE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
