@@ -186,7 +186,7 @@ async fn an_end_that_could_not_be_recorded_is_recorded_again_without_a_restart()
         .build();
     let arn = runner.start("greet", &"ada", None).await.unwrap();
     store.fail_invocation_ends(1);
-    let done = tokio::time::timeout(Duration::from_secs(60), runner.run_until_finished(&arn))
+    let done = tokio::time::timeout(Duration::from_mins(1), runner.run_until_finished(&arn))
         .await
         .expect("the execution finishes, although its end was lost once")
         .unwrap();
@@ -243,7 +243,7 @@ async fn failing_reads_neither_stop_the_worker_nor_cancel_a_running_step() {
         }
     };
     let (done, ()) = tokio::join!(
-        async { tokio::time::timeout(Duration::from_secs(300), runner.run_until_finished(&arn)).await },
+        async { tokio::time::timeout(Duration::from_mins(5), runner.run_until_finished(&arn)).await },
         healer
     );
     let done = done.expect("no hang").unwrap();
@@ -301,7 +301,7 @@ async fn run_until_finished_fails_for_a_function_no_handler_runs() {
         })
         .await
         .unwrap();
-    let err = tokio::time::timeout(Duration::from_secs(60), runner.run_until_finished(&started.arn))
+    let err = tokio::time::timeout(Duration::from_mins(1), runner.run_until_finished(&started.arn))
         .await
         .expect("no hang")
         .unwrap_err();
