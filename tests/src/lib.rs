@@ -4,4 +4,5 @@
 
 pub mod conformance;
 pub mod emulator;
+pub mod faults;
 pub mod versions;
