@@ -36,6 +36,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -217,27 +218,27 @@ impl Figures {
 fn describe(e: &Ended, faults: &[FaultRecord]) -> String {
     let mut out = format!("{} {}", e.label, e.arn.as_deref().unwrap_or("(no arn)"));
     if let Some(h) = &e.hang {
-        out.push_str(&format!("\n    HANG: {h}"));
+        let _ = write!(out, "\n    HANG: {h}");
     }
     for a in &e.verdict.anomalies {
-        out.push_str(&format!("\n    {a}"));
+        let _ = write!(out, "\n    {a}");
     }
     for n in &e.verdict.notes {
-        out.push_str(&format!("\n    note: {n}"));
+        let _ = write!(out, "\n    note: {n}");
     }
     // The writes' faults one by one (the schedule's request numbers), the reads' counted.
     let mut reads: BTreeMap<(&str, FaultMode), usize> = BTreeMap::new();
-    out.push_str(&format!("\n    {} faults on its requests; on its writes:", faults.len()));
+    let _ = write!(out, "\n    {} faults on its requests; on its writes:", faults.len());
     for f in faults {
         if ["TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"].contains(&f.target.as_str())
         {
-            out.push_str(&format!("\n      #{} {} {}", f.seq, f.target, f.detail));
+            let _ = write!(out, "\n      #{} {} {}", f.seq, f.target, f.detail);
         } else {
             *reads.entry((&f.target, f.mode)).or_default() += 1;
         }
     }
     let reads: Vec<String> = reads.iter().map(|((t, m), n)| format!("{t} {m} x{n}")).collect();
-    out.push_str(&format!("\n    on its reads: {}", reads.join(", ")));
+    let _ = write!(out, "\n    on its reads: {}", reads.join(", "));
     out
 }
 
@@ -570,7 +571,7 @@ impl SelfHostedFaults {
     async fn invoke(&self, event: &Value) -> Result<Value, String> {
         let path = format!("/2015-03-31/functions/{FUNCTION}/invocations");
         let (status, body) =
-            http::request(&self.watch, "POST", &path, event.to_string().as_bytes(), Duration::from_secs(120))
+            http::request(&self.watch, "POST", &path, event.to_string().as_bytes(), Duration::from_mins(2))
                 .await
                 .map_err(|e| format!("invoke: {e}"))?;
         if status != 200 {
