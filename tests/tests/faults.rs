@@ -32,7 +32,11 @@
 //! 0.1, 0.02 for delays), `DURABLE_FAULTS_MIXED_RATES`, `DURABLE_FAULTS_SEED`, `DURABLE_FAULTS_DELAY_MS`,
 //! `DURABLE_FAULTS_SDK_ATTEMPTS` (the local store's; `scripts/standins/faults.sh` passes it
 //! to the functions as `AWS_MAX_ATTEMPTS`), `DURABLE_FAULTS_TIMEOUT_SECONDS`,
-//! `DURABLE_FAULTS_TARGETS` (`local,selfhosted`). `scripts/fault-run` runs the long version.
+//! `DURABLE_FAULTS_TARGETS` (`local,selfhosted`), `DURABLE_FAULTS_CONCURRENCY` (executions
+//! run at once, default 1: one after the other, the local ones alternately through
+//! `run_until_finished` and `run_worker`; more: batches run by one `run_worker`, or driven
+//! together in self-hosted mode; the schedule then depends on how the batch's requests
+//! interleave). `scripts/fault-run` runs the long version.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -103,6 +107,9 @@ struct Settings {
     delay_ms: u64,
     sdk_attempts: u32,
     timeout: Duration,
+    /// Executions run at once (1: one after the other, and the local ones alternately
+    /// through `run_until_finished` and `run_worker`).
+    concurrency: usize,
 }
 
 /// The mixed rates of the local runner's short run (its runs make about 400 requests, many
@@ -140,6 +147,7 @@ fn settings(default_executions: usize, default_mixed: &str) -> Settings {
         delay_ms: env_or("DURABLE_FAULTS_DELAY_MS", 2000),
         sdk_attempts: env_or("DURABLE_FAULTS_SDK_ATTEMPTS", 2),
         timeout: Duration::from_secs(env_or("DURABLE_FAULTS_TIMEOUT_SECONDS", 60)),
+        concurrency: env_or("DURABLE_FAULTS_CONCURRENCY", 1usize).max(1),
     }
 }
 
@@ -240,6 +248,22 @@ fn describe(e: &Ended, faults: &[FaultRecord]) -> String {
     let reads: Vec<String> = reads.iter().map(|((t, m), n)| format!("{t} {m} x{n}")).collect();
     let _ = write!(out, "\n    on its reads: {}", reads.join(", "));
     out
+}
+
+fn never_started() -> Verdict {
+    Verdict { anomalies: vec!["never started".into()], kinds: vec!["status"], ..Verdict::default() }
+}
+
+/// Prints how an execution ended (`stats` are those of its batch), counts it, and notes
+/// it as a failure if it hung or ended otherwise than a fault-free one.
+fn conclude(ended: &Ended, faults: &[FaultRecord], figures: &mut Figures, failures: &mut Vec<String>) {
+    eprintln!("FAULTS execution {}: {:.1} s, {}", ended.label, ended.elapsed.as_secs_f64(), ended.stats.summary());
+    figures.add(ended);
+    if ended.hang.is_some() || !ended.verdict.ok() {
+        let text = describe(ended, faults);
+        eprintln!("FAULTS FAILURE {text}");
+        failures.push(text);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -420,6 +444,90 @@ async fn local_execution(
     (Some(arn), hang)
 }
 
+/// Executions started together and run by one `run_worker`, stopped by the test once
+/// each finished or hangs: per execution its ARN and, if it did not finish, why. Each has
+/// `k` times `timeout` (the batch's size), but hangs once its record has not changed for
+/// half of `timeout`.
+async fn local_batch(
+    runner: &LocalRunner,
+    direct: &DynamoStore,
+    names: &[String],
+    timeout: Duration,
+) -> Vec<(Option<String>, Option<String>)> {
+    let started = Instant::now();
+    let budget = timeout * u32::try_from(names.len()).unwrap_or(1);
+    let stall = timeout / 2;
+    let mut out = Vec::new();
+    for name in names {
+        out.push(match start_local(runner, name, started + budget).await {
+            Ok(arn) => (Some(arn), None),
+            Err(e) => (None, Some(e)),
+        });
+    }
+    let arns: Vec<String> = out.iter().filter_map(|(arn, _)| arn.clone()).collect();
+    let done = Cell::new(false);
+    let hangs: std::cell::RefCell<BTreeMap<String, String>> = std::cell::RefCell::default();
+    let watch = async {
+        // (version, last change, finished) per execution.
+        let mut seen: BTreeMap<&str, (u64, Instant, bool)> =
+            arns.iter().map(|a| (a.as_str(), (0, Instant::now(), false))).collect();
+        let completers = futures::future::join_all(arns.iter().map(|arn| complete_callback_local(runner, direct, arn)));
+        let observe = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                for (arn, (version, changed, finished)) in &mut seen {
+                    if *finished {
+                        continue;
+                    }
+                    if let Ok(Some(r)) = direct.get_execution(arn).await {
+                        *finished = r.status.is_terminal();
+                        if r.version != *version {
+                            (*version, *changed) = (r.version, Instant::now());
+                        }
+                    }
+                    let why = if changed.elapsed() > stall {
+                        format!("no progress for {:.0} s", stall.as_secs_f64())
+                    } else if started.elapsed() > budget {
+                        format!("not finished after {:.0} s", budget.as_secs_f64())
+                    } else {
+                        continue;
+                    };
+                    *finished = true;
+                    let state = hang_state(direct, arn).await;
+                    hangs
+                        .borrow_mut()
+                        .insert((*arn).to_owned(), format!("{why} (run_worker, {} at once): {state}", arns.len()));
+                }
+                if seen.values().all(|(_, _, f)| *f) {
+                    break;
+                }
+            }
+        };
+        // The callbacks are completed meanwhile (a hung execution may never get to its own).
+        let completers = async {
+            completers.await;
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            () = observe => {}
+            () = completers => {}
+        }
+        done.set(true);
+        runner.wake();
+    };
+    let (worked, ()) = tokio::join!(runner.run_worker(|| done.get()), watch);
+    let hangs = hangs.into_inner();
+    for (arn, hang) in &mut out {
+        let Some(arn) = arn.as_deref() else { continue };
+        if let Some(h) = hangs.get(arn) {
+            *hang = Some(h.clone());
+        } else if let Err(e) = &worked {
+            *hang = Some(format!("the worker returned an error: {e}"));
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn local_runner_on_dynamodb_under_faults() {
     let how = "scripts/standins/dynamodb.sh cargo test -p durable-tests --features lambda-selfhosted --test faults";
@@ -476,37 +584,35 @@ async fn local_runner_on_dynamodb_under_faults() {
         let mut figures = Figures::default();
         let phase_start = Instant::now();
         let phase_before = proxy.stats();
-        for i in 0..settings.executions {
-            let driver = if i % 2 == 0 { Driver::UntilFinished } else { Driver::Worker };
-            let name = format!("{}-{i}", phase.name);
+        let mut i = 0;
+        while i < settings.executions {
+            let k = settings.concurrency.min(settings.executions - i);
+            let names: Vec<String> = (i..i + k).map(|j| format!("{}-{j}", phase.name)).collect();
+            i += k;
             let before = proxy.stats();
             let started = Instant::now();
-            let (arn, hang) = local_execution(&runner, &direct, &name, driver, settings.timeout).await;
+            let ran: Vec<(Option<String>, Option<String>, String)> = if settings.concurrency == 1 {
+                let driver = if i % 2 == 1 { Driver::UntilFinished } else { Driver::Worker };
+                let (arn, hang) = local_execution(&runner, &direct, &names[0], driver, settings.timeout).await;
+                vec![(arn, hang, format!("local/{}/{} ({driver:?})", phase.name, names[0]))]
+            } else {
+                let batch = local_batch(&runner, &direct, &names, settings.timeout).await;
+                let label = |n: &str| format!("local/{}/{n} (run_worker, {k} at once)", phase.name);
+                batch.into_iter().zip(&names).map(|((arn, hang), n)| (arn, hang, label(n))).collect()
+            };
             let elapsed = started.elapsed();
-            let verdict = match &arn {
-                Some(arn) => {
-                    let runs: Vec<BodyRun> = workflow::body_runs().into_iter().filter(|r| r.arn == *arn).collect();
-                    check_against(&reference, &direct, arn, &runs).await
-                }
-                None => {
-                    Verdict { anomalies: vec!["never started".into()], kinds: vec!["status"], ..Verdict::default() }
-                }
-            };
-            let ended = Ended {
-                label: format!("local/{}/{name} ({driver:?})", phase.name),
-                arn: arn.clone(),
-                hang,
-                verdict,
-                elapsed,
-                stats: proxy.stats().since(&before),
-            };
-            eprintln!("FAULTS execution {}: {:.1} s, {}", ended.label, elapsed.as_secs_f64(), ended.stats.summary());
-            figures.add(&ended);
-            if ended.hang.is_some() || !ended.verdict.ok() {
+            let stats = proxy.stats().since(&before);
+            for (arn, hang, label) in ran {
+                let verdict = match &arn {
+                    Some(arn) => {
+                        let runs: Vec<BodyRun> = workflow::body_runs().into_iter().filter(|r| r.arn == *arn).collect();
+                        check_against(&reference, &direct, arn, &runs).await
+                    }
+                    None => never_started(),
+                };
                 let faults = arn.as_deref().map(|a| proxy.faults_of(a)).unwrap_or_default();
-                let text = describe(&ended, &faults);
-                eprintln!("FAULTS FAILURE {text}");
-                failures.push(text);
+                let ended = Ended { label, arn, hang, verdict, elapsed, stats: stats.clone() };
+                conclude(&ended, &faults, &mut figures, &mut failures);
             }
         }
         figures.stats = proxy.stats().since(&phase_before);
@@ -634,35 +740,65 @@ impl SelfHostedFaults {
         }
     }
 
-    /// One execution, driven as AWS would drive it, to its end or the timeout.
-    async fn execution(&self, name: &str, timeout: Duration) -> (Option<String>, Option<String>) {
-        let deadline = Instant::now() + timeout;
+    /// Starts an execution (again after a failure: the start is idempotent by name).
+    async fn start(&self, name: &str, deadline: Instant) -> Result<String, String> {
         let start = json!({"durable": "start", "input": workflow::input(), "executionName": name});
-        let arn = loop {
+        loop {
             match self.invoke(&start).await {
-                Ok(out) if out["executionArn"].is_string() => break out["executionArn"].as_str().unwrap().to_owned(),
-                Ok(out) => return (None, Some(format!("the start answered {out}"))),
+                Ok(out) if out["executionArn"].is_string() => {
+                    return Ok(out["executionArn"].as_str().unwrap().to_owned());
+                }
+                Ok(out) => return Err(format!("the start answered {out}")),
                 Err(e) if Instant::now() < deadline => {
                     tracing::info!("starting {name} failed, again: {e}");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Err(e) => return (None, Some(format!("the start never succeeded: {e}"))),
+                Err(e) => return Err(format!("the start never succeeded: {e}")),
             }
+        }
+    }
+
+    /// Executions started together and driven as AWS would drive them, each by its own
+    /// driver (which plays the queue's event source mapping for every execution, the sweep
+    /// schedule, and its execution's callback completed from outside), each to its end or
+    /// until it hangs: per execution its ARN and, if it did not finish, why. One alone has
+    /// `timeout`; in a batch of `k` each has `k` times that, but hangs once its record has
+    /// not changed for half of it.
+    async fn batch(&self, names: &[String], timeout: Duration) -> Vec<(Option<String>, Option<String>)> {
+        let k = names.len();
+        let stall = (k > 1).then_some(timeout / 2);
+        let budget = timeout * u32::try_from(k).unwrap_or(1);
+        futures::future::join_all(names.iter().map(|name| self.drive(name, budget, stall))).await
+    }
+
+    /// One execution of a batch, to its end, until `budget` has passed, or until its record
+    /// has not changed for `stall`.
+    async fn drive(&self, name: &str, budget: Duration, stall: Option<Duration>) -> (Option<String>, Option<String>) {
+        let started = Instant::now();
+        let arn = match self.start(name, started + budget).await {
+            Ok(arn) => arn,
+            Err(e) => return (None, Some(e)),
         };
         let mut completed = false;
         let mut last_sweep = Instant::now();
+        let (mut version, mut changed) = (0, Instant::now());
         loop {
-            if let Ok(Some(r)) = self.direct.get_execution(&arn).await
-                && r.status.is_terminal()
-            {
-                return (Some(arn), None);
+            if let Ok(Some(r)) = self.direct.get_execution(&arn).await {
+                if r.status.is_terminal() {
+                    return (Some(arn), None);
+                }
+                if r.version != version {
+                    (version, changed) = (r.version, Instant::now());
+                }
             }
-            if Instant::now() > deadline {
+            let stalled = stall.filter(|s| changed.elapsed() > *s);
+            if started.elapsed() > budget || stalled.is_some() {
+                let why = match stalled {
+                    Some(s) => format!("no progress for {:.0} s", s.as_secs_f64()),
+                    None => format!("not finished after {:.0} s", budget.as_secs_f64()),
+                };
                 let state = hang_state(&self.direct, &arn).await;
-                return (
-                    Some(arn),
-                    Some(format!("not finished after {:.0} s (self-hosted): {state}", timeout.as_secs_f64())),
-                );
+                return (Some(arn), Some(format!("{why} (self-hosted): {state}")));
             }
             if !completed && let Some((id, status)) = callback_op(&self.direct, &arn).await {
                 if status == OperationStatus::Started {
@@ -685,6 +821,11 @@ impl SelfHostedFaults {
                 }
             }
         }
+    }
+
+    /// One execution.
+    async fn execution(&self, name: &str, timeout: Duration) -> (Option<String>, Option<String>) {
+        self.batch(&[name.to_owned()], timeout).await.remove(0)
     }
 }
 
@@ -740,36 +881,28 @@ async fn selfhosted_lambda_under_faults() {
         let mut figures = Figures::default();
         let phase_start = Instant::now();
         let phase_before = env.stats().await;
-        for i in 0..settings.executions {
-            let name = format!("{}-{i}-{}", phase.name, std::process::id());
+        let mut i = 0;
+        while i < settings.executions {
+            let k = settings.concurrency.min(settings.executions - i);
+            let names: Vec<String> = (i..i + k).map(|j| format!("{}-{j}-{}", phase.name, std::process::id())).collect();
+            i += k;
             let before = env.stats().await;
             let started = Instant::now();
-            let (arn, hang) = env.execution(&name, settings.timeout).await;
+            let ran = env.batch(&names, settings.timeout).await;
             let elapsed = started.elapsed();
-            let verdict = match &arn {
-                Some(arn) => check_against(&reference, &env.direct, arn, &runs_of(arn)).await,
-                None => {
-                    Verdict { anomalies: vec!["never started".into()], kinds: vec!["status"], ..Verdict::default() }
-                }
-            };
-            let ended = Ended {
-                label: format!("selfhosted/{}/{name}", phase.name),
-                arn: arn.clone(),
-                hang,
-                verdict,
-                elapsed,
-                stats: env.stats().await.since(&before),
-            };
-            eprintln!("FAULTS execution {}: {:.1} s, {}", ended.label, elapsed.as_secs_f64(), ended.stats.summary());
-            figures.add(&ended);
-            if ended.hang.is_some() || !ended.verdict.ok() {
-                let faults = match arn.as_deref() {
-                    Some(a) => env.faults_of(a).await,
-                    None => Vec::new(),
+            let stats = env.stats().await.since(&before);
+            for ((arn, hang), name) in ran.into_iter().zip(&names) {
+                let verdict = match &arn {
+                    Some(arn) => check_against(&reference, &env.direct, arn, &runs_of(arn)).await,
+                    None => never_started(),
                 };
-                let text = describe(&ended, &faults);
-                eprintln!("FAULTS FAILURE {text}");
-                failures.push(text);
+                let faults = match arn.as_deref() {
+                    Some(a) if hang.is_some() || !verdict.ok() => env.faults_of(a).await,
+                    _ => Vec::new(),
+                };
+                let label = format!("selfhosted/{}/{name} ({k} at once)", phase.name);
+                let ended = Ended { label, arn, hang, verdict, elapsed, stats: stats.clone() };
+                conclude(&ended, &faults, &mut figures, &mut failures);
             }
         }
         figures.stats = env.stats().await.since(&phase_before);
