@@ -31,6 +31,13 @@ pub const LEFT_OUT: &[LeftOut] = &[
         needs: "cargo lambda watch, moto's DynamoDB and SQS (scripts/standins/selfhosted.sh)",
     },
     LeftOut {
+        package: "durable-tests",
+        target: "--test faults",
+        feature: "standins",
+        needs: "moto's DynamoDB behind fault-injecting proxies, cargo lambda watch (scripts/standins/dynamodb.sh, \
+                scripts/standins/faults.sh)",
+    },
+    LeftOut {
         package: "durable-core",
         target: "--test dynamodb",
         feature: "dynamodb",

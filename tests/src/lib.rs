@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod emulator;
+pub mod faults;
 pub mod journal_crash;
 /// The suites a build without features leaves to `./scripts/test`, which the build script
 /// names (the file is also the build script's, so it carries no inner doc comment).
