@@ -23,7 +23,7 @@
 //!
 //! ```text
 //! scripts/standins/dynamodb.sh scripts/standins/faults.sh \
-//!     cargo test -p durable-tests --features lambda-selfhosted --test faults -- --nocapture
+//!     cargo test -p durable-tests --features standins --test faults -- --nocapture
 //! ```
 //!
 //! Knobs (environment): `DURABLE_FAULTS_EXECUTIONS` (per phase; default 4 locally, 2
@@ -56,11 +56,10 @@ use serde_json::{Value, json};
 
 /// The variable `name`, which the stand-in scripts export. Built (feature
 /// `durable-tests/standins`), this suite runs against the stand-ins or fails: it never skips.
-fn standin_or_skip(name: &str, test: &str, how: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(value) => Some(value),
-        Err(_) => panic!("{test}: {name} is not set: this suite runs against the stand-ins; run it with {how}"),
-    }
+fn standin(name: &str, test: &str, how: &str) -> String {
+    std::env::var(name).unwrap_or_else(|e| {
+        panic!("{test}: {name} is not set ({e}): this suite runs against the stand-ins; run it with {how}")
+    })
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -521,10 +520,8 @@ async fn local_batch(
 
 #[tokio::test(flavor = "current_thread")]
 async fn local_runner_on_dynamodb_under_faults() {
-    let how = "scripts/standins/dynamodb.sh cargo test -p durable-tests --features lambda-selfhosted --test faults";
-    let Some(moto) = standin_or_skip("AWS_ENDPOINT_URL_DYNAMODB", "local_runner_on_dynamodb_under_faults", how) else {
-        return;
-    };
+    let how = "scripts/standins/dynamodb.sh cargo test -p durable-tests --features standins --test faults";
+    let moto = standin("AWS_ENDPOINT_URL_DYNAMODB", "local_runner_on_dynamodb_under_faults", how);
     if !targets_include("local") {
         return;
     }
@@ -822,10 +819,8 @@ impl SelfHostedFaults {
 
 #[tokio::test(flavor = "current_thread")]
 async fn selfhosted_lambda_under_faults() {
-    let how = "scripts/standins/faults.sh cargo test -p durable-tests --features lambda-selfhosted --test faults";
-    let Some(watch) = standin_or_skip("DURABLE_FAULTS_WATCH_ENDPOINT", "selfhosted_lambda_under_faults", how) else {
-        return;
-    };
+    let how = "scripts/standins/faults.sh cargo test -p durable-tests --features standins --test faults";
+    let watch = standin("DURABLE_FAULTS_WATCH_ENDPOINT", "selfhosted_lambda_under_faults", how);
     if !targets_include("selfhosted") {
         return;
     }
