@@ -33,9 +33,9 @@ pub const LEFT_OUT: &[LeftOut] = &[
     LeftOut {
         package: "durable-tests",
         target: "--test faults",
-        feature: "standins",
-        needs: "moto's DynamoDB behind fault-injecting proxies, cargo lambda watch (scripts/standins/dynamodb.sh, \
-                scripts/standins/faults.sh)",
+        feature: "faults",
+        needs: "moto's DynamoDB behind fault-injecting proxies, cargo lambda watch: scripts/fault-run runs it \
+                (not ./scripts/test yet, see tests/Cargo.toml)",
     },
     LeftOut {
         package: "durable-core",

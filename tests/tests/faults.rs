@@ -23,7 +23,7 @@
 //!
 //! ```text
 //! scripts/standins/dynamodb.sh scripts/standins/faults.sh \
-//!     cargo test -p durable-tests --features standins --test faults -- --nocapture
+//!     cargo test -p durable-tests --features faults --test faults -- --nocapture
 //! ```
 //!
 //! Knobs (environment): `DURABLE_FAULTS_EXECUTIONS` (per phase; default 4 locally, 2
@@ -520,7 +520,7 @@ async fn local_batch(
 
 #[tokio::test(flavor = "current_thread")]
 async fn local_runner_on_dynamodb_under_faults() {
-    let how = "scripts/standins/dynamodb.sh cargo test -p durable-tests --features standins --test faults";
+    let how = "scripts/standins/dynamodb.sh cargo test -p durable-tests --features faults --test faults";
     let moto = standin("AWS_ENDPOINT_URL_DYNAMODB", "local_runner_on_dynamodb_under_faults", how);
     if !targets_include("local") {
         return;
@@ -819,7 +819,7 @@ impl SelfHostedFaults {
 
 #[tokio::test(flavor = "current_thread")]
 async fn selfhosted_lambda_under_faults() {
-    let how = "scripts/standins/faults.sh cargo test -p durable-tests --features standins --test faults";
+    let how = "scripts/standins/faults.sh cargo test -p durable-tests --features faults --test faults";
     let watch = standin("DURABLE_FAULTS_WATCH_ENDPOINT", "selfhosted_lambda_under_faults", how);
     if !targets_include("selfhosted") {
         return;
