@@ -208,7 +208,7 @@ impl Figures {
         let kind = |k: &str| self.kinds.get(k).copied().unwrap_or(0);
         let per = if self.executions == 0 { 0.0 } else { self.stats.requests as f64 / self.executions as f64 };
         eprintln!(
-            "FAULTS {target} phase={} rates={} seed={} sdk_attempts={}: executions {}, hangs {}, anomalous {} \
+            "FAULTS {target} phase={} rates={} seed={} sdk_attempts={} at_once={}: executions {}, hangs {}, anomalous {} \
              (not succeeded {}, wrong result {}, history mismatch {}, at-most-once re-runs {}); {}; requests per \
              execution {per:.0}; wall {:.1} s (slowest execution {:.1} s); at-least-once body re-runs {}, \
              at-most-once steps needing another attempt {}",
@@ -216,6 +216,7 @@ impl Figures {
             phase.rates,
             settings.seed,
             settings.sdk_attempts,
+            settings.concurrency,
             self.executions,
             self.hangs,
             self.anomalous,
