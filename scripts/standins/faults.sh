@@ -18,7 +18,8 @@
 # The function's SDK tries each request DURABLE_FAULTS_SDK_ATTEMPTS times (default 2:
 # AWS_MAX_ATTEMPTS), so faults reach durable rather than being absorbed by the SDK. The
 # binaries are built with DURABLE_LAMBDA_FEATURES (default
-# durable-tests/lambda-selfhosted). Logs: .cache/standins/{watch-faults,fault-proxy}-*.log
+# durable-tests/lambda-selfhosted); watch runs DURABLE_FAULTS_WATCH_CONCURRENCY of them at
+# once (default 2). Logs: .cache/standins/{watch-faults,fault-proxy}-*.log
 # (kept with DURABLE_KEEP_STANDIN_LOGS=1).
 
 _faults_standin_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -96,7 +97,7 @@ PY
     watch_port="$(standins_free_port)"
     watch_log="$STANDINS_CACHE/watch-faults-$$.log"
     (cd "$STANDINS_ROOT" && exec "$lambda_venv/bin/cargo-lambda" lambda watch --ignore-changes --quiet \
-        -A 127.0.0.1 -P "$watch_port" --concurrency 2 --features "$features" \
+        -A 127.0.0.1 -P "$watch_port" --concurrency "${DURABLE_FAULTS_WATCH_CONCURRENCY:-2}" --features "$features" \
         --env-var "DURABLE_TABLE=$DURABLE_FAULTS_TABLE,DURABLE_QUEUE_URL=$DURABLE_FAULTS_QUEUE_URL,DURABLE_SWEEP_GRACE_SECONDS=1" \
         --env-var "AWS_ENDPOINT_URL_DYNAMODB=$DURABLE_FAULTS_PROXY,AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS" \
         --env-var "AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:$watch_port,AWS_MAX_ATTEMPTS=${DURABLE_FAULTS_SDK_ATTEMPTS:-2}" \

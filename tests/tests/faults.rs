@@ -36,7 +36,8 @@
 //! run at once, default 1: one after the other, the local ones alternately through
 //! `run_until_finished` and `run_worker`; more: batches run by one `run_worker`, or driven
 //! together in self-hosted mode; the schedule then depends on how the batch's requests
-//! interleave). `scripts/fault-run` runs the long version.
+//! interleave; `DURABLE_FAULTS_SELFHOSTED_CONCURRENCY` for self-hosted mode alone; a hang
+//! is then no progress for the timeout). `scripts/fault-run` runs the long version.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -141,6 +142,15 @@ fn settings(default_executions: usize, default_mixed: &str) -> Settings {
     }
 }
 
+impl Settings {
+    /// Self-hosted mode's batches: `DURABLE_FAULTS_SELFHOSTED_CONCURRENCY`, else the same
+    /// (at most as many as watch runs functions at once, `scripts/standins/faults.sh`).
+    fn for_selfhosted(mut self) -> Settings {
+        self.concurrency = env_or("DURABLE_FAULTS_SELFHOSTED_CONCURRENCY", self.concurrency).max(1);
+        self
+    }
+}
+
 fn targets_include(target: &str) -> bool {
     env_or("DURABLE_FAULTS_TARGETS", "local,selfhosted".to_owned()).split(',').any(|t| t.trim() == target)
 }
@@ -188,7 +198,7 @@ impl Figures {
         let kind = |k: &str| self.kinds.get(k).copied().unwrap_or(0);
         let per = if self.executions == 0 { 0.0 } else { self.stats.requests as f64 / self.executions as f64 };
         eprintln!(
-            "FAULTS {target} phase={} rates={} seed={} sdk_attempts={}: executions {}, hangs {}, anomalous {} \
+            "FAULTS {target} phase={} rates={} seed={} sdk_attempts={} at_once={}: executions {}, hangs {}, anomalous {} \
              (not succeeded {}, wrong result {}, history mismatch {}, at-most-once re-runs {}); {}; requests per \
              execution {per:.0}; wall {:.1} s (slowest execution {:.1} s); at-least-once body re-runs {}, \
              at-most-once steps needing another attempt {}",
@@ -196,6 +206,7 @@ impl Figures {
             phase.rates,
             settings.seed,
             settings.sdk_attempts,
+            settings.concurrency,
             self.executions,
             self.hangs,
             self.anomalous,
@@ -365,16 +376,30 @@ async fn start_local(runner: &LocalRunner, name: &str, deadline: Instant) -> Res
 /// Completes the callback through the runner's service (through the faults), as a client
 /// would: again after a failure, until the store shows it completed.
 async fn complete_callback_local(runner: &LocalRunner, direct: &DynamoStore, arn: &str) {
-    loop {
-        match callback_op(direct, arn).await {
-            Some((_, status)) if status != OperationStatus::Started => return,
-            Some((id, _)) => match runner.service().callback_success(&id, Some(CALLBACK_RESULT.to_owned())).await {
-                Ok(()) => return,
-                Err(e) => tracing::info!("completing the callback of {arn} failed: {e}"),
-            },
-            None => {}
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    while !try_complete_callback_local(runner, direct, arn).await {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One look at the execution (read from moto directly): completes its callback if it waits
+/// for it; true once the callback is completed (or the execution ended).
+async fn try_complete_callback_local(runner: &LocalRunner, direct: &DynamoStore, arn: &str) -> bool {
+    match direct.get_execution(arn).await {
+        Ok(Some(r)) if r.status.is_terminal() => return true,
+        // Only a suspended execution can wait for its callback (this spares moto a query).
+        Ok(Some(r)) if r.invocation_started.is_none() => {}
+        _ => return false,
+    }
+    match callback_op(direct, arn).await {
+        Some((_, status)) if status != OperationStatus::Started => true,
+        Some((id, _)) => match runner.service().callback_success(&id, Some(CALLBACK_RESULT.to_owned())).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::info!("completing the callback of {arn} failed: {e}");
+                false
+            }
+        },
+        None => false,
     }
 }
 
@@ -390,7 +415,7 @@ async fn drive_local(runner: &LocalRunner, direct: &DynamoStore, arn: &str, driv
                     {
                         break;
                     }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 done.set(true);
                 runner.wake();
@@ -437,7 +462,7 @@ async fn local_execution(
 /// Executions started together and run by one `run_worker`, stopped by the test once
 /// each finished or hangs: per execution its ARN and, if it did not finish, why. Each has
 /// `k` times `timeout` (the batch's size), but hangs once its record has not changed for
-/// half of `timeout`.
+/// `timeout`.
 async fn local_batch(
     runner: &LocalRunner,
     direct: &DynamoStore,
@@ -446,7 +471,7 @@ async fn local_batch(
 ) -> Vec<(Option<String>, Option<String>)> {
     let started = Instant::now();
     let budget = timeout * u32::try_from(names.len()).unwrap_or(1);
-    let stall = timeout / 2;
+    let stall = timeout;
     let mut out = Vec::new();
     for name in names {
         out.push(match start_local(runner, name, started + budget).await {
@@ -458,49 +483,43 @@ async fn local_batch(
     let done = Cell::new(false);
     let hangs: std::cell::RefCell<BTreeMap<String, String>> = std::cell::RefCell::default();
     let watch = async {
-        // (version, last change, finished) per execution.
-        let mut seen: BTreeMap<&str, (u64, Instant, bool)> =
-            arns.iter().map(|a| (a.as_str(), (0, Instant::now(), false))).collect();
-        let completers = futures::future::join_all(arns.iter().map(|arn| complete_callback_local(runner, direct, arn)));
-        let observe = async {
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                for (arn, (version, changed, finished)) in &mut seen {
-                    if *finished {
-                        continue;
-                    }
-                    if let Ok(Some(r)) = direct.get_execution(arn).await {
-                        *finished = r.status.is_terminal();
-                        if r.version != *version {
-                            (*version, *changed) = (r.version, Instant::now());
-                        }
-                    }
-                    let why = if changed.elapsed() > stall {
-                        format!("no progress for {:.0} s", stall.as_secs_f64())
-                    } else if started.elapsed() > budget {
-                        format!("not finished after {:.0} s", budget.as_secs_f64())
-                    } else {
-                        continue;
-                    };
-                    *finished = true;
-                    let state = hang_state(direct, arn).await;
-                    hangs
-                        .borrow_mut()
-                        .insert((*arn).to_owned(), format!("{why} (run_worker, {} at once): {state}", arns.len()));
+        // (version, last change, finished, callback completed) per execution, looked at
+        // four times a second (ten executions' looks are a fair share of moto's one thread).
+        let mut seen: BTreeMap<&str, (u64, Instant, bool, bool)> =
+            arns.iter().map(|a| (a.as_str(), (0, Instant::now(), false, false))).collect();
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            for (arn, (version, changed, finished, completed)) in &mut seen {
+                if *finished {
+                    continue;
                 }
-                if seen.values().all(|(_, _, f)| *f) {
-                    break;
+                if let Ok(Some(r)) = direct.get_execution(arn).await {
+                    *finished = r.status.is_terminal();
+                    if r.version != *version {
+                        (*version, *changed) = (r.version, Instant::now());
+                    }
                 }
+                if !*completed && !*finished {
+                    *completed = try_complete_callback_local(runner, direct, arn).await;
+                }
+                let why = if *finished {
+                    continue;
+                } else if changed.elapsed() > stall {
+                    format!("no progress for {:.0} s", stall.as_secs_f64())
+                } else if started.elapsed() > budget {
+                    format!("not finished after {:.0} s", budget.as_secs_f64())
+                } else {
+                    continue;
+                };
+                *finished = true;
+                let state = hang_state(direct, arn).await;
+                hangs
+                    .borrow_mut()
+                    .insert((*arn).to_owned(), format!("{why} (run_worker, {} at once): {state}", arns.len()));
             }
-        };
-        // The callbacks are completed meanwhile (a hung execution may never get to its own).
-        let completers = async {
-            completers.await;
-            std::future::pending::<()>().await;
-        };
-        tokio::select! {
-            () = observe => {}
-            () = completers => {}
+            if seen.values().all(|(_, _, f, _)| *f) {
+                break;
+            }
         }
         done.set(true);
         runner.wake();
@@ -527,10 +546,7 @@ async fn local_runner_on_dynamodb_under_faults() {
     }
     init_logs();
     let settings = settings(4, LOCAL_MIXED);
-    let table = format!("durable-faults-local-{}", std::process::id());
     let direct_sdk = direct_config().await;
-    let direct = Arc::new(DynamoStore::new(&direct_sdk, DynamoOptions::new(&table)));
-    direct.create_table().await.expect("create the table");
 
     // The proxy, and a store whose SDK client tries each request twice.
     let proxy = FaultProxy::start(&moto, FaultConfig::default()).expect("start the proxy");
@@ -544,10 +560,18 @@ async fn local_runner_on_dynamodb_under_faults() {
         )
         .load()
         .await;
-    let store = Arc::new(DynamoStore::new(&sdk, DynamoOptions::new(&table)));
-    let runner = local_runner(store);
+    // Each batch of executions gets a table of its own, created directly (moto answers an
+    // index query by scanning the whole table: a table that grows slows every worker down),
+    // and a runner over it through the proxy.
+    let fresh = async |batch: &str| {
+        let table = format!("durable-faults-{}-{batch}", std::process::id());
+        let direct = DynamoStore::new(&direct_sdk, DynamoOptions::new(&table));
+        direct.create_table().await.expect("create a table");
+        (direct, local_runner(Arc::new(DynamoStore::new(&sdk, DynamoOptions::new(&table)))))
+    };
 
     // The fault-free reference: through the proxy, without faults.
+    let (direct, runner) = fresh("reference").await;
     let started = Instant::now();
     let (arn, hang) = local_execution(&runner, &direct, "reference", Driver::UntilFinished, settings.timeout).await;
     assert_eq!(hang, None, "the fault-free run");
@@ -577,6 +601,7 @@ async fn local_runner_on_dynamodb_under_faults() {
             let k = settings.concurrency.min(settings.executions - i);
             let names: Vec<String> = (i..i + k).map(|j| format!("{}-{j}", phase.name)).collect();
             i += k;
+            let (direct, runner) = fresh(&names[0]).await;
             let before = proxy.stats();
             let started = Instant::now();
             let ran: Vec<(Option<String>, Option<String>, String)> = if settings.concurrency == 1 {
@@ -674,14 +699,14 @@ impl SelfHostedFaults {
         serde_json::from_slice(&body).map_err(|e| format!("invoke: {e}: {}", String::from_utf8_lossy(&body)))
     }
 
-    /// The SQS event source mapping, once: receives what is there (waiting up to a
-    /// second), invokes the function with it, deletes what it handled.
-    async fn deliver_queue(&self) {
+    /// The SQS event source mapping, once: receives up to `batch_size` messages (waiting up
+    /// to a second), invokes the function with them, deletes what it handled.
+    async fn deliver_queue(&self, batch_size: i32) {
         let received = self
             .sqs
             .receive_message()
             .queue_url(&self.queue)
-            .max_number_of_messages(10)
+            .max_number_of_messages(batch_size)
             .wait_time_seconds(1)
             .visibility_timeout(2)
             .send()
@@ -747,16 +772,29 @@ impl SelfHostedFaults {
     }
 
     /// Executions started together and driven as AWS would drive them, each by its own
-    /// driver (which plays the queue's event source mapping for every execution, the sweep
-    /// schedule, and its execution's callback completed from outside), each to its end or
+    /// driver (which plays the queue's event source mapping for every execution and
+    /// completes its execution's callback from outside) and one sweep schedule, each to its end or
     /// until it hangs: per execution its ARN and, if it did not finish, why. One alone has
     /// `timeout`; in a batch of `k` each has `k` times that, but hangs once its record has
-    /// not changed for half of it.
+    /// not changed for `timeout`.
     async fn batch(&self, names: &[String], timeout: Duration) -> Vec<(Option<String>, Option<String>)> {
         let k = names.len();
-        let stall = (k > 1).then_some(timeout / 2);
+        let stall = (k > 1).then_some(timeout);
         let budget = timeout * u32::try_from(k).unwrap_or(1);
-        futures::future::join_all(names.iter().map(|name| self.drive(name, budget, stall))).await
+        let drivers = futures::future::join_all(names.iter().map(|name| self.drive(name, budget, stall)));
+        // The EventBridge schedule of the sweeper, every 3 s here.
+        let sweeper = async {
+            loop {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                if let Err(e) = self.invoke(&json!({"durable": "sweep"})).await {
+                    tracing::info!("a sweep failed: {e}");
+                }
+            }
+        };
+        tokio::select! {
+            out = drivers => out,
+            () = sweeper => unreachable!("the sweeper sweeps until the drivers are done"),
+        }
     }
 
     /// One execution of a batch, to its end, until `budget` has passed, or until its record
@@ -768,9 +806,9 @@ impl SelfHostedFaults {
             Err(e) => return (None, Some(e)),
         };
         let mut completed = false;
-        let mut last_sweep = Instant::now();
         let (mut version, mut changed) = (0, Instant::now());
         loop {
+            let mut suspended = false;
             if let Ok(Some(r)) = self.direct.get_execution(&arn).await {
                 if r.status.is_terminal() {
                     return (Some(arn), None);
@@ -778,6 +816,8 @@ impl SelfHostedFaults {
                 if r.version != version {
                     (version, changed) = (r.version, Instant::now());
                 }
+                // Only a suspended execution can wait for its callback.
+                suspended = r.invocation_started.is_none();
             }
             let stalled = stall.filter(|s| changed.elapsed() > *s);
             if started.elapsed() > budget || stalled.is_some() {
@@ -788,7 +828,10 @@ impl SelfHostedFaults {
                 let state = hang_state(&self.direct, &arn).await;
                 return (Some(arn), Some(format!("{why} (self-hosted): {state}")));
             }
-            if !completed && let Some((id, status)) = callback_op(&self.direct, &arn).await {
+            if !completed
+                && suspended
+                && let Some((id, status)) = callback_op(&self.direct, &arn).await
+            {
                 if status == OperationStatus::Started {
                     let event =
                         json!({"durable": "callback", "action": "succeed", "callbackId": id, "result": "approved"});
@@ -800,14 +843,9 @@ impl SelfHostedFaults {
                     completed = true;
                 }
             }
-            self.deliver_queue().await;
-            // The EventBridge schedule of the sweeper, every 3 s here.
-            if last_sweep.elapsed() > Duration::from_secs(3) {
-                last_sweep = Instant::now();
-                if let Err(e) = self.invoke(&json!({"durable": "sweep"})).await {
-                    tracing::info!("a sweep failed: {e}");
-                }
-            }
+            // In a batch, one message per invoke: ten resumes in one invoke would hold the
+            // other drivers' executions back.
+            self.deliver_queue(if stall.is_some() { 1 } else { 10 }).await;
         }
     }
 
@@ -825,7 +863,7 @@ async fn selfhosted_lambda_under_faults() {
         return;
     }
     init_logs();
-    let settings = settings(2, SELFHOSTED_MIXED);
+    let settings = settings(2, SELFHOSTED_MIXED).for_selfhosted();
     let sdk = direct_config().await;
     let table = var("DURABLE_FAULTS_TABLE");
     let direct = DynamoStore::new(&sdk, DynamoOptions::new(&table));
