@@ -535,7 +535,8 @@ impl LocalRunner {
                     let sleep_for = match next {
                         Some(t) => {
                             let now = self.service.clock().now();
-                            Duration::from_millis((t.as_millis() - now.as_millis()).clamp(0, IDLE_RESCAN_MILLIS) as u64)
+                            Duration::from_millis(u64::try_from(t.as_millis() - now.as_millis()).unwrap_or(0))
+                                .min(IDLE_RESCAN)
                         }
                         None => IDLE_RESCAN,
                     };
@@ -649,7 +650,6 @@ impl LocalRunner {
 /// The worker reads the store for due work at least this often, for changes it cannot
 /// hear of (another process's).
 const IDLE_RESCAN: Duration = Duration::from_mins(1);
-const IDLE_RESCAN_MILLIS: i64 = 60_000;
 
 /// `run_until_finished` reads the execution at least this often, for an end it cannot
 /// hear of (another process's).
@@ -666,11 +666,7 @@ struct Due {
 
 /// The earlier of two optional times.
 fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(if a.as_millis() <= b.as_millis() { a } else { b }),
-        (a, None) => a,
-        (None, b) => b,
-    }
+    a.into_iter().chain(b).min()
 }
 
 /// Wraps a plain async function as a handler (re-exported for convenience).
